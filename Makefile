@@ -1,0 +1,47 @@
+# The README's contract: `make demo` and `make test` work on a fresh machine from a clean clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
+
+.PHONY: install demo test test-fast lint docs bench docker-up docker-down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[dev,mlflow]'
+	touch $@
+
+demo: install
+	$(PY) -m pip install -q -e examples/spaceflights_lite
+	cd examples/spaceflights_lite && ../../$(VENV)/bin/kedro-vertex-ci run-local
+
+lint: install
+	$(VENV)/bin/ruff check kedro_vertex_ci tests action bench
+	$(VENV)/bin/mypy
+
+docs: install
+	$(PY) -m kedro_vertex_ci.docs_gen > docs/configuration.md
+
+docker-up:
+	bash scripts/docker-engine.sh up
+
+docker-down:
+	bash scripts/docker-engine.sh down
+
+test: install lint docker-up
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not docker"
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .kedro-vertex-ci .pytest_cache .mypy_cache .ruff_cache
