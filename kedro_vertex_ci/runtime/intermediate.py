@@ -1,0 +1,193 @@
+"""The dataset that carries non-catalog (memory) datasets between steps as files under the pipeline root.
+
+Layout: ``<root>/kedro-vertex-ci/<run id>/<escaped dataset name>.bin``, one file per dataset and run, so
+two runs never see each other's data and a rerun with the same run id overwrites its own files. ``root``
+is a local folder or any fsspec URL (``gs://bucket/prefix`` through gcsfs). The bytes are written by
+:mod:`kedro_vertex_ci.runtime.codec` (cloudpickle + zstd).
+
+Writes are atomic: the data goes to a temp name next to the target and is then renamed (``os.replace``
+locally; a server-side copy + delete on object stores), so a step that fails or is killed half-way never
+leaves a readable half file under the final name.
+
+Dataset names are escaped to one safe path component (percent-encoding of everything outside
+``[A-Za-z0-9._~-]`` and of a leading dot), which is stable and reversible: :func:`unescape_name`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from typing import Any
+from urllib.parse import quote, unquote
+
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # else gcsfs stalls ~60 s per open
+
+from kedro.io import AbstractDataset, DatasetError  # noqa: E402
+
+from . import codec  # noqa: E402
+
+FOLDER = "kedro-vertex-ci"
+SUFFIX = ".bin"
+
+
+class MissingIntermediateError(DatasetError):
+    """A step reads an intermediate dataset that no earlier step of this run wrote."""
+
+
+def escape_name(name: str) -> str:
+    """``name`` as one file-name component; reversible with :func:`unescape_name`."""
+    escaped = quote(name, safe="")
+    if escaped.startswith("."):
+        escaped = "%2E" + escaped[1:]
+    return escaped
+
+
+def unescape_name(escaped: str) -> str:
+    return unquote(escaped)
+
+
+def run_folder(root: str, run_id: str) -> str:
+    """Where one run's intermediate datasets live."""
+    return f"{root.rstrip('/')}/{FOLDER}/{escape_name(run_id)}"
+
+
+def dataset_path(root: str, run_id: str, name: str) -> str:
+    """The file holding dataset ``name`` of run ``run_id`` under ``root``."""
+    return f"{run_folder(root, run_id)}/{escape_name(name)}{SUFFIX}"
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
+def _copy(data: Any) -> Any:
+    """Copy like Kedro's MemoryDataset does, so an in-step consumer cannot mutate what another one sees."""
+    from kedro.io.memory_dataset import _copy_with_mode, _infer_copy_mode
+
+    return _copy_with_mode(data, copy_mode=_infer_copy_mode(data))
+
+
+class IntermediateDataset(AbstractDataset[Any, Any]):
+    """A Kedro dataset stored as one compressed cloudpickle file at ``path`` (local or fsspec URL).
+
+    ``keep_in_memory``: also keep the saved object (as MemoryDataset would) so consumers inside the same
+    step get it without a read back; the file is still written for later steps.
+    """
+
+    def __init__(self, path: str, dataset_name: str | None = None, keep_in_memory: bool = False):
+        self._path = path
+        self._dataset_name = dataset_name
+        self._keep_in_memory = keep_in_memory
+        self._data: Any = None
+
+    @classmethod
+    def for_run(cls, root: str, run_id: str, name: str, keep_in_memory: bool = False) -> IntermediateDataset:
+        return cls(dataset_path(root, run_id, name), dataset_name=name, keep_in_memory=keep_in_memory)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path}
+
+    def load(self) -> Any:
+        if self._data is not None:
+            return _copy(self._data)
+        try:
+            if _is_local(self._path):
+                with open(_local(self._path), "rb") as source:
+                    return codec.load(source)
+            fs, path = _filesystem(self._path)
+            with fs.open(path, "rb", block_size=8 << 20) as source:
+                return codec.load(source)
+        except FileNotFoundError as err:
+            raise MissingIntermediateError(self._missing_message()) from err
+        except codec.CodecError as err:
+            raise DatasetError(f"{self._label()}: {self._path}: {err}") from err
+
+    def save(self, data: Any) -> None:
+        if _is_local(self._path):
+            _write_local(_local(self._path), data)
+        else:
+            _write_remote(self._path, data)
+        if self._keep_in_memory:
+            self._data = _copy(data)
+
+    def _exists(self) -> bool:
+        if self._data is not None:
+            return True
+        if _is_local(self._path):
+            return os.path.exists(_local(self._path))
+        fs, path = _filesystem(self._path)
+        return bool(fs.exists(path))
+
+    def _release(self) -> None:
+        self._data = None
+
+    def _label(self) -> str:
+        return (
+            f"intermediate dataset {self._dataset_name!r}" if self._dataset_name else "intermediate dataset"
+        )
+
+    def _missing_message(self) -> str:
+        folder, _, _ = self._path.rpartition("/")
+        root, _, run_id = folder.rpartition("/")
+        root = root.removesuffix("/" + FOLDER)
+        return (
+            f"{self._label()} not found: no {self._path} (run id {unescape_name(run_id)!r}, root {root!r}). "
+            "The step that writes it must have run first with the same --run-id and --root."
+        )
+
+
+def _filesystem(url: str) -> tuple[Any, str]:
+    import fsspec.core
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def _write_local(path: str, data: Any) -> None:
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            codec.dump(data, out)
+        os.replace(temp, path)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _write_remote(url: str, data: Any) -> None:
+    """Upload under a temp object name, then rename: an object store shows a complete object or none."""
+    fs, path = _filesystem(url)
+    folder, _, name = path.rpartition("/")
+    temp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+    out = fs.open(temp, "wb", block_size=16 << 20)
+    try:
+        codec.dump(data, out)
+        out.close()
+        fs.mv(temp, path)
+    except BaseException:
+        if not out.closed and hasattr(out, "discard"):
+            out.discard()
+        try:
+            if fs.exists(temp):
+                fs.rm(temp)
+        except Exception:  # noqa: BLE001 — the original error matters more than cleanup
+            pass
+        raise

@@ -1,0 +1,139 @@
+"""``kedro-vertex-ci step …``: the process each compiled step runs inside the project's image.
+
+Exit codes: 0 done; 1 a node failed (its traceback is shown) or an intermediate input is missing;
+2 the step's arguments do not fit the project (one-line message); 124 the ``--timeout`` passed.
+
+Nothing here may wait for a human: telemetry is switched off and stdin is replaced by /dev/null before
+Kedro is imported. Imports stay lean (no kfp, no google.cloud; gcsfs only for a ``gs://`` root) so a step
+starts as fast as a bare ``kedro run``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+TIMEOUT_EXIT = 124
+HARD_EXIT_GRACE = 10.0  # seconds after --timeout before the watchdog stops a node stuck in native code
+_PREFIX = "kedro-vertex-ci step: error:"
+
+
+class StepTimeout(Exception):
+    """Raised in the main thread when ``--timeout`` seconds have passed."""
+
+    def __init__(self, seconds: int):
+        super().__init__(f"step timed out after {seconds} s (--timeout {seconds})")
+
+
+def _quiet_environment() -> None:
+    os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    try:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 — lives as long as the process
+    except OSError:
+        pass
+
+
+def _say(message: str) -> None:
+    print(f"{_PREFIX} {message}", file=sys.stderr, flush=True)
+
+
+def _arm_timeout(seconds: int) -> None:
+    """Raise :class:`StepTimeout` in the main thread after ``seconds``; hard-exit a little later if stuck."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise StepTimeout(seconds)
+
+    def hard_exit() -> None:
+        _say(f"step timed out after {seconds} s (--timeout {seconds}); stopped")
+        os._exit(TIMEOUT_EXIT)
+
+    if hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.alarm(seconds)
+        grace = HARD_EXIT_GRACE
+    else:
+        grace = 0.0
+    watchdog = threading.Timer(seconds + grace, hard_exit)
+    watchdog.daemon = True
+    watchdog.start()
+
+
+def _find_in_chain(err: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """Run one step; returns the process exit code."""
+    _quiet_environment()
+    from ..argv import parse_step_args
+
+    try:
+        inv = parse_step_args(argv)
+    except SystemExit as exit_:  # argparse: --help, or a missing required option (already printed)
+        return int(exit_.code or 0)
+    except Exception as err:  # noqa: BLE001 — argparse.ArgumentError or our ValueError: one line
+        _say(str(err))
+        return 2
+
+    from .resolvers import register, step_environment
+
+    os.environ.update(step_environment(inv.run_id, inv.job_name, inv.status, inv.root))
+    register()
+    if inv.timeout:
+        _arm_timeout(inv.timeout)
+
+    from .session import StepSetupError, _InjectIntermediates, run_step
+
+    project = Path(inv.project or os.getcwd()).resolve()
+    injector = _InjectIntermediates(inv)
+    try:
+        run_step(inv, project, injector)
+    except StepSetupError as err:
+        _say(str(err))
+        return 2
+    except Exception as err:  # noqa: BLE001 — every failure becomes an exit code here, nowhere else
+        return _report_failure(err, injector.started)
+    finally:
+        if inv.timeout and hasattr(signal, "SIGALRM"):
+            signal.alarm(0)
+    return 0
+
+
+def _report_failure(err: Exception, started: bool) -> int:
+    from .intermediate import MissingIntermediateError
+
+    timeout = _find_in_chain(err, StepTimeout)
+    if timeout is not None:
+        _say(str(timeout))
+        return TIMEOUT_EXIT
+    missing = _find_in_chain(err, MissingIntermediateError)
+    if missing is not None:
+        _say(str(missing))
+        return 1
+    if not started:  # bootstrap, settings, config, pipeline or node lookup: the project does not fit
+        _say(f"cannot start the step: {_one_line(err)}")
+        return 2
+    traceback.print_exception(err, file=sys.stderr)
+    _say(f"node failed: {type(err).__name__}: {_one_line(err)}")
+    return 1
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 500 else text[:497] + "..."

@@ -1,0 +1,92 @@
+"""Run values in Kedro config: the ``vertex`` OmegaConf resolver, registered on import of this module.
+
+Use in any config file Kedro loads (catalog, parameters, …), with no change to the project's settings.py::
+
+    model_output:
+      type: pickle.PickleDataset
+      filepath: gs://bucket/models/${vertex:run_id}/model.pkl
+    tracking:
+      job: ${vertex:job_name}
+      commit: ${vertex:commit_id}        # KEDRO_CONFIG_COMMIT_ID, default "dirty"
+      branch: ${vertex:branch_name}      # KEDRO_CONFIG_BRANCH_NAME, default "dirty"
+      owner: ${vertex:team,data-science} # KEDRO_CONFIG_TEAM, default "data-science"
+
+``${vertex:NAME}`` reads the environment variable ``KEDRO_CONFIG_<NAME upper-cased>``; an optional second
+argument is the default. The step runtime exports ``KEDRO_CONFIG_RUN_ID`` (the Vertex pipeline job uuid),
+``KEDRO_CONFIG_JOB_NAME`` (the pipeline job name) and, in the on-exit step, ``KEDRO_CONFIG_PIPELINE_STATUS``
+before Kedro loads config, so the same values are also reachable as ``${oc.env:KEDRO_CONFIG_RUN_ID}`` in
+projects that enabled ``oc.env``. Outside a step (``compile``, a plain ``kedro run``) the built-in names
+fall back to :data:`DEFAULTS`, so config that uses them still loads; any other unset name without a
+default is an error naming the variable.
+
+Why one ``vertex`` resolver and not ``${run_id}``: on Kedro 1.x (OmegaConfigLoader) a bare ``${run_id}`` is
+an interpolation of a config key, which only a settings.py change (globals) could provide; a resolver call
+needs the ``name:args`` form, and one namespace keeps the YAML readable and collision-free.
+
+Importing this module is cheap (os + omegaconf) and registering is idempotent, so compile, the step
+runtime and users' own code can all import it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+RESOLVER = "vertex"
+ENV_PREFIX = "KEDRO_CONFIG_"
+DEFAULTS: Mapping[str, str] = {
+    "run_id": "local",
+    "job_name": "local",
+    "commit_id": "dirty",
+    "branch_name": "dirty",
+    "pipeline_status": "unknown",
+}
+_NO_DEFAULT = object()
+
+
+def env_name(name: str) -> str:
+    """The environment variable behind ``${vertex:name}``."""
+    return ENV_PREFIX + name.strip().upper()
+
+
+def resolve(name: str, default: object = _NO_DEFAULT) -> object:
+    """The value of ``${vertex:name[,default]}``: the env var, else the default, else a built-in default."""
+    value = os.environ.get(env_name(name))
+    if value is not None:
+        return value
+    if default is not _NO_DEFAULT:
+        return default
+    builtin = DEFAULTS.get(name.strip().lower())
+    if builtin is not None:
+        return builtin
+    raise KeyError(
+        f"${{{RESOLVER}:{name}}}: environment variable {env_name(name)} is not set "
+        f"(set it, or give a default: ${{{RESOLVER}:{name},VALUE}})"
+    )
+
+
+def step_environment(
+    run_id: str, job_name: str, status: str | None = None, pipeline_root: str | None = None
+) -> dict[str, str]:
+    """The ``KEDRO_CONFIG_*`` variables a step exports before Kedro loads config."""
+    env = {env_name("run_id"): run_id, env_name("job_name"): job_name}
+    if status is not None:
+        env[env_name("pipeline_status")] = status
+    if pipeline_root is not None:
+        env[env_name("pipeline_root")] = pipeline_root
+    return env
+
+
+def register() -> None:
+    """Register ``vertex`` with OmegaConf once per process (a second call, or the user's own, is kept)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.has_resolver(RESOLVER):
+        return
+    if hasattr(OmegaConf, "register_resolver"):  # omegaconf >= 2.4 deprecates register_new_resolver
+        OmegaConf.register_resolver(RESOLVER, resolve, use_cache=False, annotation_validation="off")
+    else:
+        OmegaConf.register_new_resolver(RESOLVER, resolve, use_cache=False)
+
+
+register()

@@ -1,0 +1,104 @@
+"""One Kedro start per step: bootstrap, one KedroSession, one run of exactly the step's nodes.
+
+The step's intermediate datasets are put into the catalog by a hook registered on this session only
+(``before_pipeline_run`` sees the filtered pipeline and the finished catalog), so the user's catalog.yml
+and settings.py stay untouched and the user's own hooks (MLflow, …) still run around the same run.
+
+Which datasets become :class:`IntermediateDataset`:
+
+- every ``--read``, and every other free input of the step that the catalog cannot provide (absent, or a
+  MemoryDataset, which is empty in a fresh process) — this is what makes a plain ``kedro run --nodes X``
+  fail on Kedro 1.x and what the runtime supplies from the pipeline root;
+- every ``--write``; when a node of the same step also consumes it, the dataset keeps the object in memory
+  for that consumer and still writes the file for later steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from ..argv import StepInvocation
+
+
+@dataclass(frozen=True)
+class Intermediate:
+    """One dataset the step reads from or writes to the pipeline root."""
+
+    name: str
+    keep_in_memory: bool = False
+
+
+class StepSetupError(Exception):
+    """The step cannot start: its arguments do not match the project (reported as a one-line error)."""
+
+
+def plan_intermediates(
+    inv: StepInvocation,
+    free_inputs: Iterable[str],
+    consumed: Iterable[str],
+    produced: Iterable[str],
+    provided_by_catalog: Callable[[str], bool],
+) -> list[Intermediate]:
+    """Decide the step's intermediate datasets from the filtered pipeline's shape (pure)."""
+    produced = set(produced)
+    missing = [name for name in inv.writes if name not in produced]
+    if missing:
+        raise StepSetupError(f"--write {', '.join(missing)}: not an output of the step's nodes")
+    consumed = set(consumed)
+    reads = list(dict.fromkeys(inv.reads))
+    for name in sorted(set(free_inputs)):
+        if name not in reads and not _is_parameter(name) and not provided_by_catalog(name):
+            reads.append(name)
+    writes = [Intermediate(name, keep_in_memory=name in consumed) for name in dict.fromkeys(inv.writes)]
+    return [Intermediate(name) for name in reads if name not in inv.writes] + writes
+
+
+def _is_parameter(name: str) -> bool:
+    return name == "parameters" or name.startswith("params:")
+
+
+class _InjectIntermediates:
+    """Session-local hook: swap the step's intermediate datasets into the catalog before the run."""
+
+    def __init__(self, inv: StepInvocation):
+        self._inv = inv
+        self.started = False
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: Mapping[str, Any], pipeline: Any, catalog: Any) -> None:
+        from kedro.io.memory_dataset import _is_memory_dataset
+
+        from .intermediate import IntermediateDataset
+
+        def provided_by_catalog(name: str) -> bool:
+            dataset = catalog.get(name)
+            return dataset is not None and not _is_memory_dataset(dataset)
+
+        consumed = {name for node in pipeline.nodes for name in node.inputs}
+        produced = {name for node in pipeline.nodes for name in node.outputs}
+        planned = plan_intermediates(self._inv, pipeline.inputs(), consumed, produced, provided_by_catalog)
+        for item in planned:
+            catalog[item.name] = IntermediateDataset.for_run(
+                self._inv.root, self._inv.run_id, item.name, keep_in_memory=item.keep_in_memory
+            )
+        self.started = True
+
+
+def run_step(inv: StepInvocation, project: Path, injector: _InjectIntermediates | None = None) -> None:
+    """Run exactly ``inv.nodes`` of ``inv.pipeline`` in ``project`` with ``inv.params`` as runtime params."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    if not inv.nodes:
+        raise StepSetupError("no --node given: a step runs at least one node")
+    bootstrap_project(project)
+    injector = injector or _InjectIntermediates(inv)
+    with KedroSession.create(project_path=project, env=inv.env, runtime_params=inv.params or None) as session:
+        # The session's own hook manager: Kedro offers no public way to add a hook for one session.
+        session._hook_manager.register(injector)
+        session.run(pipeline_names=[inv.pipeline], node_names=list(inv.nodes))
