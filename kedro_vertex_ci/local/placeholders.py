@@ -1,0 +1,223 @@
+"""Vertex placeholders, substituted the way Vertex does before a container starts.
+
+Pure. Parameter values are rendered like the KFP launcher's ``PbValueToText``: strings raw, numbers in plain
+decimal without a trailing ``.0`` (a spec stores every number as a double: ``3.0`` renders as ``3``), booleans
+``true``/``false``, lists and structs as compact JSON with integral numbers written as integers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..errors import ConfigError
+from .specgraph import Constant, FinalStatus, FromPipeline, PipelineInput, Task, TaskGraph
+
+_PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")
+_INPUT = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run-wide values Vertex fills in: job name and uuid, pipeline root, typed pipeline inputs."""
+
+    job_name: str
+    run_id: str
+    root: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    job_resource: str = ""  # pipelineJobResourceName reported to exit handlers
+
+
+def render_value(value: Any, type_name: str = "") -> str:
+    """One parameter value as text, as Vertex puts it into a command line."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _render_number(value)
+    if value is None:
+        return "null" if type_name in ("LIST", "STRUCT") else ""
+    return json.dumps(_integral_to_int(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _render_number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
+
+
+def _integral_to_int(value: Any) -> Any:
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, list | tuple):
+        return [_integral_to_int(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral_to_int(v) for k, v in value.items()}
+    return value
+
+
+def parse_override(text: str, spec_input: PipelineInput) -> Any:
+    """A ``--param NAME=VALUE`` value typed by the pipeline input it overrides. Raises :class:`ConfigError`."""
+    kind = spec_input.type
+    where = f"--param {spec_input.name}"
+    try:
+        if kind == "STRING":
+            return text
+        if kind == "NUMBER_INTEGER":
+            return int(text)
+        if kind == "NUMBER_DOUBLE":
+            return float(text)
+        if kind == "BOOLEAN":
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false"):
+                raise ValueError("expected true or false")
+            return lowered == "true"
+        value = json.loads(text)
+    except (ValueError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{where}: {text!r} is not a valid {kind} value ({err})") from err
+    expected = list if kind == "LIST" else dict
+    if kind in ("LIST", "STRUCT") and not isinstance(value, expected):
+        raise ConfigError(f"{where}: {text!r} is not a JSON {'list' if kind == 'LIST' else 'object'}")
+    return value
+
+
+def resolve_params(
+    inputs: Mapping[str, PipelineInput],
+    overrides: Mapping[str, str] = {},  # noqa: B006 - read only
+    values: Mapping[str, Any] = {},  # noqa: B006 - already typed (a PipelineJob's parameterValues)
+    aliases: Mapping[str, str] = {},  # noqa: B006 - Kedro key -> spec input name
+) -> dict[str, Any]:
+    """Typed pipeline inputs: spec defaults, then ``values``, then ``--param`` overrides.
+
+    An override key may be a spec input name, a Kedro parameter key (through ``aliases``) or a dotted path
+    into a STRUCT input (``model_options.test_size=0.3``).
+    """
+    params = {name: i.default for name, i in inputs.items() if i.has_default}
+    params.update({k: v for k, v in values.items() if k in inputs})
+    for key, text in overrides.items():
+        name, path = _locate(key, inputs, aliases)
+        if not path:
+            params[name] = parse_override(text, inputs[name])
+            continue
+        params[name] = _set_path(params.get(name) or {}, path, _loose_json(text), key)
+    missing = sorted(set(inputs) - set(params))
+    if missing:
+        raise ConfigError(f"pipeline input(s) {missing} have no default; pass --param NAME=VALUE")
+    return params
+
+
+def _locate(
+    key: str, inputs: Mapping[str, PipelineInput], aliases: Mapping[str, str]
+) -> tuple[str, list[str]]:
+    head, *path = key.split(".")
+    for candidate, rest in (
+        (key, []),
+        (aliases.get(key, ""), []),
+        (head, path),
+        (aliases.get(head, ""), path),
+    ):
+        if candidate in inputs and (not rest or inputs[candidate].type == "STRUCT"):
+            return candidate, rest
+    raise ConfigError(f"--param {key}: the pipeline has no such input; inputs: {sorted(inputs)}")
+
+
+def _loose_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _set_path(struct: Any, path: list[str], value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(struct, dict):
+        raise ConfigError(f"--param {key}: {path[0]!r} is not inside a mapping")
+    updated = dict(struct)
+    if len(path) == 1:
+        updated[path[0]] = value
+    else:
+        updated[path[0]] = _set_path(struct.get(path[0], {}), path[1:], value, key)
+    return updated
+
+
+def task_inputs(task: Task, ctx: RunContext, statuses: Mapping[str, str] = {}) -> dict[str, str]:  # noqa: B006
+    """The rendered value of each of ``task``'s input parameters."""
+    rendered = {}
+    for name, source in task.inputs.items():
+        type_name = task.input_types.get(name, "")
+        if isinstance(source, FromPipeline):
+            rendered[name] = render_value(ctx.params.get(source.name), type_name)
+        elif isinstance(source, Constant):
+            rendered[name] = render_value(source.value, type_name)
+        elif isinstance(source, FinalStatus):
+            rendered[name] = render_value(_final_status(source.group, ctx, statuses))
+    return rendered
+
+
+def _final_status(group: str, ctx: RunContext, statuses: Mapping[str, str]) -> dict[str, Any]:
+    """What Vertex passes to a ``dsl.PipelineTaskFinalStatus`` input."""
+    failed = statuses.get(group) == "FAILED"
+    return {
+        "error": {"code": 2, "message": "a task in the exit handler failed"} if failed else {},
+        "pipelineJobResourceName": ctx.job_resource,
+        "pipelineTaskName": group,
+        "state": "FAILED" if failed else "SUCCEEDED",
+    }
+
+
+def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]) -> str:
+    """Replace every ``{{$...}}`` placeholder in one argv item. Unknown placeholders raise ConfigError."""
+
+    def one(match: re.Match[str]) -> str:
+        token = match.group(0)
+        fixed = {
+            "{{$.pipeline_job_name}}": ctx.job_name,
+            "{{$.pipeline_job_uuid}}": ctx.run_id,
+            "{{$.pipeline_root}}": ctx.root,
+            "{{$.pipeline_task_name}}": task.name,
+            "{{$.pipeline_task_uuid}}": f"{ctx.run_id}-{task.name}",
+            "{{$.pipeline_job_resource_name}}": ctx.job_resource,
+        }
+        if token in fixed:
+            return fixed[token]
+        wanted = _INPUT.fullmatch(token)
+        if wanted and wanted.group(1) in inputs:
+            return inputs[wanted.group(1)]
+        if wanted:
+            raise ConfigError(f"spec: task {task.name!r} uses input {wanted.group(1)!r}, which is not wired")
+        raise ConfigError(f"spec: task {task.name!r} uses placeholder {token}, which run-local does not know")
+
+    return _PLACEHOLDER.sub(one, text)
+
+
+def render_command(
+    task: Task,
+    ctx: RunContext,
+    statuses: Mapping[str, str] = {},  # noqa: B006
+) -> tuple[list[str], list[str]]:
+    """The container's ``command`` and ``args`` with placeholders substituted, ready to exec (no shell)."""
+    inputs = task_inputs(task, ctx, statuses)
+    return (
+        [substitute(a, task, ctx, inputs) for a in task.container.command],
+        [substitute(a, task, ctx, inputs) for a in task.container.args],
+    )
+
+
+def render_env(task: Task, ctx: RunContext) -> dict[str, str]:
+    """The container's static env (Vertex substitutes placeholders there too)."""
+    inputs = task_inputs(task, ctx)
+    return {k: substitute(v, task, ctx, inputs) for k, v in task.container.env}
+
+
+def check_renderable(graph: TaskGraph, ctx: RunContext) -> None:
+    """Render every task once so a bad spec fails before anything is written or started."""
+    for task in graph.tasks:
+        render_command(task, ctx)
+        render_env(task, ctx)

@@ -1,0 +1,218 @@
+"""One local dry run: spec dict in, outcome out. The run folder is the only thing written.
+
+Layout under the local root (a folder standing in for ``gs://``)::
+
+    <root>/<run id>/run.json        job name, spec hash (kept so a rerun with the same id renders the same)
+    <root>/<run id>/logs/<task>.log  each step's stdout + stderr
+    <root>/<run id>/result.json     the machine-readable result (what ``--json`` prints)
+    <root>/kedro-vertex-ci/<run id>/  data the step runtime passes between steps
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from .executor import Observer, State, StepOutcome, execute
+from .placeholders import RunContext, check_renderable, render_command, render_env, resolve_params
+from .runners import Invocation
+from .specgraph import TaskGraph, build_graph, select_tasks, split_job
+
+
+class Runner(Protocol):
+    name: str
+
+    def run(self, inv: Invocation, log: Path) -> int: ...
+
+    def terminate(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user chose for this run (``root`` is the local folder; ``pipeline_root`` what steps get)."""
+
+    root: Path
+    run_id: str | None = None
+    pipeline_root: str | None = None  # default: ``root`` (absolute); may be gs://... with an emulator
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # Kedro parameter key -> spec input name
+    max_parallel: int | None = None
+    keep_going: bool = False
+    from_nodes: Sequence[str] = ()
+    to_nodes: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    job_name: str
+    pipeline: str
+    runner: str
+    run_dir: Path
+    pipeline_root: str
+    params: Mapping[str, Any]
+    steps: tuple[StepOutcome, ...]
+    duration: float
+
+    @property
+    def succeeded(self) -> bool:
+        return all(s.state is State.DONE for s in self.steps)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.succeeded else 1
+
+    @property
+    def failed(self) -> list[StepOutcome]:
+        return [s for s in self.steps if s.state is State.FAILED]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "job_name": self.job_name,
+            "pipeline": self.pipeline,
+            "runner": self.runner,
+            "run_dir": str(self.run_dir),
+            "pipeline_root": self.pipeline_root,
+            "params": dict(self.params),
+            "state": "succeeded" if self.succeeded else "failed",
+            "exit_code": self.exit_code,
+            "duration_seconds": round(self.duration, 3),
+            "steps": [
+                {
+                    "name": s.name,
+                    "state": s.state.value,
+                    "started_seconds": None if s.started is None else round(s.started, 3),
+                    "duration_seconds": None if s.duration is None else round(s.duration, 3),
+                    "exit_code": s.exit_code,
+                    "log": None if s.log is None else str(s.log),
+                    "reason": s.reason,
+                }
+                for s in self.steps
+            ],
+        }
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id becomes a folder name and a Vertex uuid: keep it to safe characters."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", run_id):
+        raise ConfigError(f"--run-id {run_id!r}: use letters, digits, '.', '_' or '-' (at most 128)")
+    return run_id
+
+
+def prepare(spec_data: Mapping[str, Any], options: RunOptions) -> tuple[TaskGraph, dict[str, Any]]:
+    """Validate everything that can be validated before a file is written: graph, subset, parameters."""
+    spec, job_values = split_job(spec_data)
+    graph = select_tasks(build_graph(spec), options.from_nodes, options.to_nodes)
+    params = resolve_params(graph.inputs, options.overrides, job_values, options.aliases)
+    return graph, params
+
+
+def run_spec(
+    spec_data: Mapping[str, Any],
+    runner: Runner,
+    options: RunOptions,
+    observer: Observer | None = None,
+    on_prepared: Callable[[TaskGraph, RunContext], None] | None = None,
+) -> RunResult:
+    """Interpret ``spec_data`` (a PipelineSpec or PipelineJob body) and run it with ``runner``."""
+    graph, params = prepare(spec_data, options)
+    run_id = check_run_id(options.run_id or new_run_id())
+    root = options.root.resolve()
+    run_dir = root / run_id
+    job_name = _job_name(run_dir, graph.pipeline_name)
+    pipeline_root = options.pipeline_root or str(root)
+    ctx = RunContext(
+        job_name=job_name,
+        run_id=run_id,
+        root=pipeline_root,
+        params=params,
+        job_resource=f"projects/local/locations/local/pipelineJobs/{job_name}",
+    )
+    check_renderable(graph, ctx)
+    _write_json(
+        run_dir / "run.json", {"run_id": run_id, "job_name": job_name, "spec_sha256": _digest(spec_data)}
+    )
+    if on_prepared:
+        on_prepared(graph, ctx)
+    logs = run_dir / "logs"
+
+    def launch(task, statuses):  # type: ignore[no-untyped-def]
+        command, args = render_command(task, ctx, statuses)
+        inv = Invocation(
+            task=task.name,
+            image=task.container.image,
+            command=tuple(command),
+            args=tuple(args),
+            env=render_env(task, ctx),
+            cpu=task.container.cpu,
+            memory=task.container.memory,
+        )
+        return runner.run(inv, logs / f"{task.name}.log")
+
+    begin = time.monotonic()
+    outcomes = execute(
+        graph,
+        launch,
+        max_parallel=options.max_parallel,
+        observer=observer,
+        keep_going=options.keep_going,
+        log_path=lambda name: logs / f"{name}.log",
+        on_interrupt=runner.terminate,
+    )
+    result = RunResult(
+        run_id=run_id,
+        job_name=job_name,
+        pipeline=graph.pipeline_name,
+        runner=runner.name,
+        run_dir=run_dir,
+        pipeline_root=pipeline_root,
+        params=params,
+        steps=tuple(outcomes),
+        duration=time.monotonic() - begin,
+    )
+    _write_json(run_dir / "result.json", result.to_json())
+    return result
+
+
+def _job_name(run_dir: Path, pipeline_name: str) -> str:
+    """Vertex names a job ``<pipeline>-<timestamp>``; a rerun with the same run id keeps the first name."""
+    previous = run_dir / "run.json"
+    if previous.is_file():
+        try:
+            return str(json.loads(previous.read_text(encoding="utf-8"))["job_name"])
+        except (ValueError, KeyError):
+            pass
+    return f"{pipeline_name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+
+
+def _digest(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write atomically: a reader never sees half a file, a crash never leaves one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=False)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
