@@ -1,0 +1,278 @@
+"""The action's one orchestrator: read inputs and the event, compile, build, run or schedule, report.
+
+Only :func:`run` reads the environment, prints and writes the output/summary files; everything it calls
+takes values and returns values. Errors a user can cause end as annotations and an exit code, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from kedro_vertex_ci.errors import ConfigError, KvcError
+
+from .cloud import Cloud, CloudTarget, connect_gcp
+from .events import COMPILE, SCHEDULE, ActionPlan, Event, decide, read_event
+from .github_api import GitHubClient, comment_marker
+from .inputs import Inputs, read_inputs
+from .report import Report, render_comment, render_dry_run, render_summary
+from .workflow_commands import Runner
+
+OUTPUT_NAMES = ("image-digest", "job-id", "run-url", "schedule-name", "spec-path")
+SPEC_FOLDER = ".kedro-vertex-ci"
+
+CompileFn = Callable[..., Any]
+ConnectFn = Callable[[CloudTarget, Any, Mapping[str, str], Callable[[str], None]], Cloud]
+
+
+@dataclass
+class _Run:
+    """The state one run carries between its phases."""
+
+    inputs: Inputs
+    event: Event
+    plan: ActionPlan
+    project: Path
+    workspace: Path
+    runner: Runner
+    report: Report
+    github: GitHubClient | None = None
+    pr_number: int | None = None
+
+
+def compile_project(project: Path, env: str | None, pipeline: str, image: str | None, params: Mapping[str, str]) -> Any:
+    """Compile with the lead's compiler (imported here: the action's ``--help`` path stays light)."""
+    from kedro_vertex_ci.compiler import compile_pipeline
+
+    return compile_pipeline(project, env, pipeline=pipeline, image=image, params=dict(params))
+
+
+def run(
+    environ: Mapping[str, str],
+    *,
+    stream: TextIO | None = None,
+    compile_fn: CompileFn = compile_project,
+    connect: ConnectFn = connect_gcp,
+) -> int:
+    """Run the action once; returns the process exit code."""
+    runner = Runner(
+        output_file=_path(environ.get("GITHUB_OUTPUT")),
+        summary_file=_path(environ.get("GITHUB_STEP_SUMMARY")),
+        stream=stream,
+    )
+    for secret in (
+        environ.get("INPUT_GITHUB-TOKEN"),
+        environ.get("INPUT_GITHUB_TOKEN"),
+        environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    ):
+        runner.mask(secret)
+    workspace = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd())
+    project = workspace
+    try:
+        inputs = read_inputs(environ)
+        event = read_event(environ)
+        plan = decide(inputs, event)
+        project = (workspace / inputs.working_directory).resolve()
+        state = _Run(
+            inputs=inputs,
+            event=event,
+            plan=plan,
+            project=project,
+            workspace=workspace,
+            runner=runner,
+            report=Report(plan=plan, event=event, pipeline=inputs.pipeline, params=dict(inputs.params), dry_run=inputs.dry_run),
+        )
+        return _execute(state, environ, compile_fn, connect)
+    except KvcError as err:
+        _report_error(runner, err, workspace, project)
+        runner.set_outputs({name: "" for name in OUTPUT_NAMES})
+        return err.exit_code
+
+
+def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, connect: ConnectFn) -> int:
+    inputs, plan, runner = state.inputs, state.plan, state.runner
+    runner.log(f"kedro-vertex-ci: {plan.reason}")
+    if not state.project.is_dir():
+        raise ConfigError(f"working-directory {inputs.working_directory!r} does not exist in the repository")
+    if plan.operation == COMPILE and state.event.fork:
+        runner.notice(plan.reason, title="Compile only")
+    requirements = _requirements_file(state)
+    if requirements and not inputs.dry_run:
+        with runner.group(f"Install the project's requirements ({requirements.name})"):
+            _install_requirements(requirements, runner)
+    with runner.group(f"Compile pipeline {inputs.pipeline}"):
+        compiled = compile_fn(state.project, inputs.env, inputs.pipeline, inputs.image, inputs.params)
+        spec_path = _write_spec(state, compiled.spec_bytes)
+        state.report = state.report.with_(
+            steps=tuple(compiled.plan.steps), image=compiled.plan.image, spec_path=spec_path, cron=inputs.cron
+        )
+        runner.log(f"{len(compiled.plan.steps)} steps; spec written to {spec_path}")
+    if inputs.dry_run:
+        runner.log(render_dry_run(state.report, project=str(state.project), requirements=_shown(requirements, state)))
+        return _finish(state)
+    if plan.operation == COMPILE:
+        return _finish(state)
+    cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask)
+    _connect_github(state, environ)
+    if plan.build:
+        with runner.group("Build the image with Cloud Build"):
+            image = inputs.image or compiled.plan.image
+            built = cloud.build(state.project, image, sha=state.event.head_sha, branch=state.event.branch)
+            state.report = state.report.with_(
+                image=built.pinned, image_digest=built.digest, build_id=built.build_id, build_log_url=built.log_url
+            )
+            runner.log(f"built {built.pinned}")
+        with runner.group("Compile against the built image"):
+            compiled = compile_fn(state.project, inputs.env, inputs.pipeline, built.pinned, inputs.params)
+            state.report = state.report.with_(spec_path=_write_spec(state, compiled.spec_bytes))
+    if plan.operation == SCHEDULE:
+        with runner.group("Update the schedule"):
+            scheduled = cloud.schedule(compiled, cron=inputs.cron)
+            state.report = state.report.with_(schedule_name=scheduled.name, cron=scheduled.cron)
+            runner.log(f"schedule {scheduled.name} ({scheduled.cron})")
+        return _finish(state)
+    with runner.group("Submit the pipeline run"):
+        submitted = cloud.run_once(compiled, labels=plan.labels, params=inputs.params)
+        state.report = state.report.with_(job_id=submitted.job_id, run_url=submitted.run_url)
+        runner.log(f"submitted {submitted.job_id}: {submitted.run_url}")
+    _update_comment(state)
+    if inputs.wait:
+        with runner.group("Wait for the run to finish"):
+            final = cloud.wait(submitted)
+            state.report = state.report.with_(state=final)
+            runner.log(f"{submitted.job_id} finished: {final}")
+        _update_comment(state)
+        if final != "PIPELINE_STATE_SUCCEEDED":
+            runner.error(f"the pipeline run ended {final}: {submitted.run_url}", title="Vertex run failed")
+            _finish(state)
+            return 1
+    return _finish(state)
+
+
+def _finish(state: _Run) -> int:
+    report = state.report
+    state.runner.add_summary(render_summary(report))
+    state.runner.set_outputs(
+        {
+            "image-digest": report.image_digest or "",
+            "job-id": report.job_id or "",
+            "run-url": report.run_url or "",
+            "schedule-name": report.schedule_name or "",
+            "spec-path": report.spec_path or "",
+        }
+    )
+    return 0
+
+
+def _connect_github(state: _Run, environ: Mapping[str, str]) -> None:
+    """Set up the PR comment: the client, and the PR (from the event, or the open PR of a pushed commit)."""
+    if not state.plan.comment:
+        return
+    if not state.inputs.github_token:
+        state.runner.warning("no github-token input: the PR comment is skipped")
+        return
+    state.github = GitHubClient(state.event.api_url, state.inputs.github_token, state.event.repository)
+    state.pr_number = state.event.pr_number
+    if state.pr_number is None and state.event.head_sha:
+        try:
+            numbers = state.github.pull_requests_for_commit(state.event.head_sha)
+        except KvcError as err:
+            state.runner.warning(f"could not look up the pull request of {state.event.head_sha[:12]}: {err}")
+            numbers = []
+        state.pr_number = numbers[0] if numbers else None
+
+
+def _update_comment(state: _Run) -> None:
+    """Write the sticky comment; a comment failure is a warning, never a failed deployment."""
+    if state.github is None or state.pr_number is None:
+        return
+    marker = comment_marker(state.inputs.pipeline, state.inputs.working_directory)
+    try:
+        comment_id = state.github.upsert_sticky_comment(state.pr_number, marker, render_comment(state.report, marker))
+        state.runner.log(f"PR #{state.pr_number} comment {comment_id} updated")
+    except KvcError as err:
+        state.runner.warning(f"could not update the PR comment: {err}")
+
+
+def _target(inputs: Inputs, config: Any) -> CloudTarget:
+    project_id = inputs.project_id or getattr(config, "project_id", None)
+    region = inputs.region or getattr(config, "region", None)
+    if not project_id or not region:
+        raise ConfigError("set the project-id and region inputs (or project_id/region in conf/base/vertexai.yml)")
+    return CloudTarget(project_id, region, inputs.workload_identity_provider, inputs.service_account)
+
+
+def _requirements_file(state: _Run) -> Path | None:
+    if not state.inputs.requirements:
+        return None
+    path = state.project / state.inputs.requirements
+    return path if path.is_file() else None
+
+
+def _shown(path: Path | None, state: _Run) -> str | None:
+    return str(path.relative_to(state.project)) if path else None
+
+
+def _install_requirements(requirements: Path, runner: Runner) -> None:
+    """Install the project's dependencies next to kedro-vertex-ci so the compiler can import the pipelines."""
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)]
+    result = subprocess.run(command, cwd=requirements.parent, capture_output=True, text=True, check=False)
+    if result.stdout:
+        runner.log(result.stdout.rstrip())
+    if result.returncode != 0:
+        runner.log(result.stderr.rstrip())
+        raise ConfigError(f"pip install -r {requirements.name} failed (exit {result.returncode}); see the log above")
+
+
+def _write_spec(state: _Run, spec_bytes: bytes) -> str:
+    """Write the spec atomically under the project (visible to later steps, e.g. upload-artifact)."""
+    folder = state.project / SPEC_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{_safe(state.inputs.pipeline)}.json"
+    temporary = target.with_suffix(".json.tmp")
+    temporary.write_bytes(spec_bytes)
+    temporary.replace(target)
+    try:
+        return str(target.relative_to(state.workspace.resolve()))
+    except ValueError:
+        return str(target)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "pipeline"
+
+
+def _report_error(runner: Runner, err: KvcError, workspace: Path, project: Path) -> None:
+    """Config problems become file/line annotations; other errors one annotation with the message."""
+    if isinstance(err, ConfigError):
+        for problem in err.problems:
+            file = _relative(problem.file, workspace, project) if problem.file and problem.file != "action inputs" else None
+            title = "kedro-vertex-ci: invalid input" if problem.file == "action inputs" else "kedro-vertex-ci: invalid config"
+            message = f"{problem.key}: {problem.message}" if problem.key else problem.message
+            runner.error(message, file=file, line=problem.line, title=title)
+    else:
+        runner.error(str(err), title=f"kedro-vertex-ci: {type(err).__name__}")
+    runner.add_summary(f"## Kedro → Vertex AI: failed\n\n```\n{err}\n```\n")
+
+
+def _relative(file: str, workspace: Path, project: Path) -> str:
+    """Annotation paths are relative to the repository root; config problems name files under the project."""
+    path = Path(file) if Path(file).is_absolute() else project / file
+    try:
+        return str(path.resolve().relative_to(workspace.resolve()))
+    except ValueError:
+        return file
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def main() -> None:
+    sys.exit(run(os.environ))

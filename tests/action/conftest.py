@@ -1,0 +1,83 @@
+"""Fixtures for the action's tests: the environment a GitHub runner gives a container action."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+EVENTS = Path(__file__).parent / "events"
+GITHUB_TOKEN = "ghs_fakeTokenForTests0123456789abcdefXYZ"
+OIDC_TOKEN = "oidc-request-token-never-printed-7f3a"
+
+# (payload file, GITHUB_EVENT_NAME, GITHUB_REF, GITHUB_SHA, GITHUB_HEAD_REF)
+EVENT_CASES = {
+    "push_branch": ("push_branch.json", "push", "refs/heads/feature/faster-prep", None, ""),
+    "push_main": ("push_main.json", "push", "refs/heads/main", None, ""),
+    "pull_request": ("pull_request.json", "pull_request", "refs/pull/17/merge", "c" * 40, "feature/faster-prep"),
+    "pull_request_fork": ("pull_request_fork.json", "pull_request", "refs/pull/18/merge", "d" * 40, "feature/faster-prep"),
+    "workflow_dispatch": ("workflow_dispatch.json", "workflow_dispatch", "refs/heads/main", "e" * 40, ""),
+}
+
+
+def runner_env(case: str, workspace: Path, *, oidc: bool = True, api_url: str = "http://127.0.0.1:9", **inputs: str) -> dict[str, str]:
+    """The variables GitHub sets for a container action step, for one of the recorded event payloads."""
+    payload_file, name, ref, sha, head_ref = EVENT_CASES[case]
+    payload = json.loads((EVENTS / payload_file).read_text())
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": name,
+        "GITHUB_EVENT_PATH": str(EVENTS / payload_file),
+        "GITHUB_REF": ref,
+        "GITHUB_SHA": sha or payload.get("after", "f" * 40),
+        "GITHUB_HEAD_REF": head_ref,
+        "GITHUB_REPOSITORY": "acme/spaceflights",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_API_URL": api_url,
+        "GITHUB_RUN_ID": "9876543210",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_OUTPUT": str(workspace.parent / "github_output"),
+        "GITHUB_STEP_SUMMARY": str(workspace.parent / "step_summary.md"),
+        "KEDRO_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "INPUT_GITHUB-TOKEN": GITHUB_TOKEN,
+    }
+    if oidc:
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = "http://127.0.0.1:9/token?api-version=2.0"
+        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = OIDC_TOKEN
+    for key, value in inputs.items():
+        env[f"INPUT_{key.upper().replace('_', '-')}"] = value
+    return env
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """Parse a $GITHUB_OUTPUT file the way the runner does (name=value and name<<DELIM blocks)."""
+    outputs: dict[str, str] = {}
+    lines = path.read_text().splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            end = lines.index(delimiter, index + 1)
+            outputs[name] = "\n".join(lines[index + 1 : end])
+            index = end + 1
+            continue
+        name, _, value = line.partition("=")
+        outputs[name] = value
+        index += 1
+    return outputs
+
+
+@pytest.fixture
+def make_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir(exist_ok=True)
+
+    def make(case: str, **kwargs: str) -> dict[str, str]:
+        return runner_env(case, workspace, **kwargs)
+
+    return make
