@@ -1,0 +1,184 @@
+"""Exactly one active Vertex schedule per (project, pipeline), replaced on every deploy — safe to repeat and to race.
+
+Identity: a deterministic display name (``names.schedule_display_name``) with no commit or timestamp in it, so a
+re-deploy finds the schedule the previous deploy made (kedro-vertexai put the commit in the name, and schedules
+piled up). Vertex cannot change a schedule's pipeline in place, so a deploy creates the new schedule first (no
+gap without a schedule) and then deletes every other schedule with the same display name, keeping the newest by
+a total order (create time, then resource name). Two deploys racing each keep the same newest one and the last
+to list deletes the rest, so no duplicates survive.
+
+Cron expressions are validated here, before any network call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import ConfigError
+
+_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_NAMES = {
+    3: {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())},
+    4: {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+}
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """One pipeline's schedule: kedro-vertexai's ``schedules`` keys, resolved against ``default_schedule``."""
+
+    cron_expression: str = "0 0 * * *"
+    timezone: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    allow_queueing: bool = False
+    max_run_count: int | None = None
+    max_concurrent_run_count: int = 1
+
+
+_KEYS = {f for f in ScheduleSettings.__dataclass_fields__}
+
+
+def _as_mapping(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    if hasattr(value, "model_dump"):
+        return dict(value.model_dump(exclude_none=True))
+    return {k: getattr(value, k) for k in _KEYS if getattr(value, k, None) is not None}
+
+
+def resolve_settings(schedules: Any, pipeline: str, overrides: Mapping[str, Any] | None = None,
+                     source: str = "vertexai.yml") -> ScheduleSettings:
+    """``default_schedule`` ← ``schedules.<pipeline>`` ← command-line overrides; then validated."""
+    table = _as_mapping(schedules)
+    merged: dict[str, Any] = {}
+    for layer in (_as_mapping(table.get("default_schedule")), _as_mapping(table.get(pipeline)),
+                  {k: v for k, v in (overrides or {}).items() if v is not None}):
+        for key, value in layer.items():
+            if key not in _KEYS:
+                raise ConfigError(f"{source}: schedules.{pipeline}.{key}: unknown key (known: {sorted(_KEYS)})")
+            if value is not None:
+                merged[key] = value
+    settings = ScheduleSettings(**merged)
+    cron, timezone = normalize_cron(settings.cron_expression, settings.timezone)
+    return replace(settings, cron_expression=cron, timezone=timezone)
+
+
+def normalize_cron(expression: str, timezone: str | None = None) -> tuple[str, str | None]:
+    """Validate a 5-field cron (optionally ``TZ=Area/City`` / ``CRON_TZ=`` prefixed) and a time zone."""
+    text = " ".join(str(expression).split())
+    prefix = re.match(r"^(?:CRON_)?TZ=(\S+)\s+(.*)$", text)
+    if prefix:
+        if timezone and timezone != prefix.group(1):
+            raise ConfigError(f"cron {expression!r} says TZ={prefix.group(1)} but the timezone is {timezone}; "
+                              f"give the time zone once")
+        timezone, text = prefix.group(1), prefix.group(2)
+    fields = text.split(" ")
+    if len(fields) != 5:
+        raise ConfigError(f"cron {expression!r} must have 5 fields (minute hour day-of-month month day-of-week), "
+                          f"got {len(fields)}")
+    for index, value in enumerate(fields):
+        _check_field(expression, index, value)
+    if timezone:
+        _check_timezone(timezone)
+    return text, timezone
+
+
+def _check_field(expression: str, index: int, value: str) -> None:
+    name, low, high = _FIELDS[index]
+    for part in value.split(","):
+        base, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) == 0):
+            raise ConfigError(f"cron {expression!r}: {name} step {step!r} must be a positive number")
+        if base == "*":
+            continue
+        bounds = base.split("-")
+        if len(bounds) > 2:
+            raise ConfigError(f"cron {expression!r}: {name} {part!r} is not a value or range")
+        numbers = [_cron_number(expression, index, bound) for bound in bounds]
+        for number in numbers:
+            if not low <= number <= high:
+                raise ConfigError(f"cron {expression!r}: {name} {number} is outside {low}-{high}")
+        if len(numbers) == 2 and numbers[0] > numbers[1]:
+            raise ConfigError(f"cron {expression!r}: {name} range {base!r} runs backwards")
+
+
+def _cron_number(expression: str, index: int, text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    named = _NAMES.get(index, {}).get(text.upper())
+    if named is None:
+        raise ConfigError(f"cron {expression!r}: {_FIELDS[index][0]} {text!r} is not a number"
+                          + (" or name" if index in _NAMES else ""))
+    return named
+
+
+def _check_timezone(timezone: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(f"timezone {timezone!r} is not an IANA time zone like Europe/Warsaw") from err
+
+
+def schedule_body(display_name: str, settings: ScheduleSettings, parent: str,
+                  job_body: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Schedule`` REST body (pure)."""
+    cron = settings.cron_expression
+    if settings.timezone:
+        cron = f"TZ={settings.timezone} {cron}"
+    body: dict[str, Any] = {
+        "displayName": display_name,
+        "cron": cron,
+        "maxConcurrentRunCount": str(settings.max_concurrent_run_count),
+        "allowQueueing": settings.allow_queueing,
+        "createPipelineJobRequest": {"parent": parent, "pipelineJob": dict(job_body)},
+    }
+    if settings.max_run_count is not None:
+        body["maxRunCount"] = str(settings.max_run_count)
+    if settings.start_time:
+        body["startTime"] = settings.start_time
+    if settings.end_time:
+        body["endTime"] = settings.end_time
+    return body
+
+
+def display_name_filter(display_name: str) -> str:
+    escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'display_name="{escaped}"'
+
+
+def newest_first(schedules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The deterministic order every racing deploy agrees on: create time, then name, newest first."""
+    return sorted(schedules, key=lambda s: (s.get("createTime") or "", s.get("name") or ""), reverse=True)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    schedule: dict[str, Any]
+    replaced: tuple[str, ...]  # names of the schedules this deploy deleted
+
+
+def deploy_schedule(vertex: Any, body: Mapping[str, Any],
+                    on_event: Callable[[str], None] = lambda _m: None) -> Deployed:
+    """Create ``body`` as the one active schedule for its display name; delete all others with that name."""
+    display_name = body["displayName"]
+    created = vertex.create_schedule(body)
+    on_event(f"created schedule {created['name']}")
+    same_name = [s for s in vertex.list_schedules(display_name_filter(display_name))
+                 if s.get("displayName") == display_name]
+    if created["name"] not in {s["name"] for s in same_name}:
+        same_name.append(created)
+    keep, *others = newest_first(same_name)
+    deleted = []
+    for schedule in others:
+        if vertex.delete_schedule(schedule["name"]):
+            deleted.append(schedule["name"])
+            on_event(f"deleted schedule {schedule['name']}")
+    return Deployed(keep, tuple(deleted))
