@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import argv
 from .errors import ConfigError, Problem
-from .model import PipelineParam, Plan, Resources, Step
+from .model import ParamType, PipelineParam, Plan, Resources, Step
+
+if TYPE_CHECKING:
+    from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineSpec
 
 SCHEMA_VERSION = "2.1.0"
 EXIT_HANDLER = "exit-handler-1"
@@ -35,6 +38,7 @@ _CHANNEL_PREFIX = "pipelinechannel--"  # kfp's name for a pipeline input passed 
 _RETRY_BACKOFF_FACTOR = 2.0  # kfp's RetryPolicy defaults, written out as kfp does
 _RETRY_BACKOFF_DEFAULT = "0s"
 _RETRY_MAX_DURATION_SECONDS = 3600
+_TASK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,127}$")  # what names.sanitize_name produces
 _CPU_RE = re.compile(r"([0-9]*[.])?[0-9]+m?$")
 _MEMORY_RE = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
 _MEMORY_UNITS = {  # bytes per unit; kfp writes the deprecated float field in units of 10**9 bytes
@@ -72,7 +76,7 @@ def sdk_version() -> str:
     return "kfp-" + metadata.version("kfp")
 
 
-def emit(plan: Plan) -> Any:
+def emit(plan: Plan) -> PipelineSpec:
     """The ``PipelineSpec`` message for ``plan``; a pure function of the plan. Raises :class:`ConfigError`."""
     from google.protobuf import json_format
 
@@ -107,28 +111,34 @@ def exit_step_args(plan: Plan, step: Step, resources: Resources | None = None) -
     ]
 
 
-def spec_to_dict(spec: Any) -> dict[str, Any]:
-    """The spec as the JSON-shaped dict kfp writes (camelCase field names)."""
+def spec_to_dict(spec: PipelineSpec | Mapping[str, Any]) -> dict[str, Any]:
+    """The spec as the JSON-shaped dict kfp writes (camelCase field names); a dict is passed through."""
+    if isinstance(spec, Mapping):
+        return dict(spec)
     from google.protobuf import json_format
 
-    return json_format.MessageToDict(spec)
+    converted: dict[str, Any] = json_format.MessageToDict(spec)
+    return converted
 
 
-def to_json_bytes(spec: Any) -> bytes:
-    """Deterministic JSON: sorted keys, two-space indent, trailing newline (kfp's own JSON layout)."""
+def to_json_bytes(spec: PipelineSpec | Mapping[str, Any]) -> bytes:
+    """Deterministic JSON: sorted keys, two-space indent, trailing newline (kfp's own JSON layout).
+
+    Accepts the message or the dict from :func:`spec_to_dict` (converting a large spec once is cheaper).
+    """
     return (json.dumps(spec_to_dict(spec), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def to_yaml_bytes(spec: Any) -> bytes:
+def to_yaml_bytes(spec: PipelineSpec | Mapping[str, Any]) -> bytes:
     """Deterministic YAML with sorted keys, as ``kfp.compiler`` writes ``pipeline.yaml`` (minus its comments)."""
     import yaml
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    text: str = yaml.dump(spec_to_dict(spec), Dumper=dumper, sort_keys=True)
+    text: str = yaml.dump(spec_to_dict(spec), Dumper=dumper, sort_keys=True, allow_unicode=True)
     return text.encode("utf-8")
 
 
-def parse_spec(data: bytes | str | Mapping[str, Any], source: str = "pipeline spec") -> Any:
+def parse_spec(data: bytes | str | Mapping[str, Any], source: str = "pipeline spec") -> PipelineSpec:
     """Parse JSON/YAML bytes or a dict into ``PipelineSpec``, rejecting unknown fields and wrong types."""
     from google.protobuf import json_format
 
@@ -139,7 +149,10 @@ def parse_spec(data: bytes | str | Mapping[str, Any], source: str = "pipeline sp
             [Problem(source, "", f"expected a mapping at the top level, got {type(data).__name__}")]
         )
     try:
-        return json_format.ParseDict(dict(data), pb2().PipelineSpec(), ignore_unknown_fields=False)
+        parsed: PipelineSpec = json_format.ParseDict(
+            dict(data), pb2().PipelineSpec(), ignore_unknown_fields=False
+        )
+        return parsed
     except json_format.ParseError as err:
         raise ConfigError([Problem(source, "", f"not a valid PipelineSpec: {err}")]) from err
 
@@ -159,11 +172,19 @@ def _load_document(data: bytes | str, source: str) -> Any:
 
 
 def _check_plan(plan: Plan) -> None:
-    """Reject plans kfp could not express: duplicate or reserved task names, unknown dependencies."""
+    """Reject plans kfp could not express: bad, duplicate or reserved names, unknown dependencies."""
     problems: list[str] = []
     if not plan.steps:
         problems.append("the pipeline has no steps")
+    param_names: set[str] = set()
+    for param in plan.params:
+        if param.name in param_names:
+            problems.append(f"two pipeline parameters are named {param.name!r}")
+        param_names.add(param.name)
     names: set[str] = set()
+    for step in (*plan.steps, plan.on_exit) if plan.on_exit else plan.steps:
+        if not _TASK_NAME_RE.match(step.name):
+            problems.append(f"step name {step.name!r} is not lowercase letters, digits and dashes")
     for step in plan.steps:
         if step.name in names:
             problems.append(f"two steps are named {step.name!r}")
@@ -174,7 +195,7 @@ def _check_plan(plan: Plan) -> None:
     if plan.on_exit is not None:
         if plan.on_exit.name in names:
             problems.append(f"the on-exit step {plan.on_exit.name!r} has the name of a pipeline step")
-        if EXIT_HANDLER in names:
+        if EXIT_HANDLER in names or plan.on_exit.name == EXIT_HANDLER:
             problems.append(f"step name {EXIT_HANDLER!r} is reserved for the exit handler")
         if any(p.name == STATUS_INPUT for p in _step_params(plan.on_exit, {p.key: p for p in plan.params})):
             problems.append(f"the on-exit step cannot use a parameter named {STATUS_INPUT!r}")
@@ -214,7 +235,12 @@ def _set_value(target: Any, param: PipelineParam) -> None:
 
 
 def _parameter_type(param: PipelineParam) -> int:
-    value: int = pb2().ParameterType.ParameterTypeEnum.Value(param.type.value)
+    return _parameter_type_number(param.type)
+
+
+@cache
+def _parameter_type_number(param_type: ParamType) -> int:
+    value: int = pb2().ParameterType.ParameterTypeEnum.Value(param_type.value)
     return value
 
 
