@@ -27,7 +27,9 @@ def input_placeholder(name: str) -> str:
 
 def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) -> list[str]:
     """The args (after :data:`STEP_COMMAND`) that run exactly ``step``'s nodes with its parameters."""
-    args = ["--pipeline", plan.kedro_pipeline, "--env", plan.env]
+    args = ["--pipeline", plan.kedro_pipeline]
+    if plan.env:
+        args += ["--env", plan.env]
     for node in step.nodes:
         args += ["--node", node]
     args += ["--run-id", RUN_ID_PLACEHOLDER, "--job-name", JOB_NAME_PLACEHOLDER, "--root", ROOT_PLACEHOLDER]

@@ -4,4 +4,8 @@ from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from .core import compile_command, init_command
+from .local import run_local
+
+COMMANDS: list[click.Command] = [init_command, compile_command]
+COMMANDS.append(run_local)

@@ -1,0 +1,5 @@
+"""``python -m kedro_vertex_ci`` = the ``kedro-vertex-ci`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""``init`` and ``compile``: the offline commands (no credentials, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("init")
+@click.argument("project_id")
+@click.argument("region")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--github", "with_github", is_flag=True, help="Also write the GitHub workflow, Dockerfile and .dockerignore.")
+@click.pass_obj
+def init_command(ctx, project_id: str, region: str, force: bool, with_github: bool) -> None:  # type: ignore[no-untyped-def]
+    """Write conf/base/vertexai.yml (every option, commented) for PROJECT_ID and REGION."""
+    from ..config import parse_config
+    from ..config_template import render_template
+    from ..errors import ConfigError, Problem
+    from ..fsutil import atomic_write
+    from ..kedro_io import bootstrap
+
+    import yaml
+
+    info = bootstrap(ctx.project)
+    target = ctx.project / "conf" / "base" / "vertexai.yml"
+    text = render_template(project_id, region, info.project_name)
+    parse_config(yaml.safe_load(text))  # never write a config that fails our own validation
+    written: list[Path] = []
+    if target.exists() and not force and not with_github:
+        raise ConfigError([Problem(str(target), "", "already exists; pass --force to overwrite it")])
+    if not target.exists() or force:
+        written.append(atomic_write(target, text))
+    if with_github:
+        written += _write_github(ctx.project, project_id=project_id, region=region, force=force)
+    for path in written:
+        click.echo(f"wrote {path.relative_to(ctx.project)}")
+
+
+def _write_github(project: Path, *, project_id: str, region: str, force: bool) -> list[Path]:
+    from ..scaffold.github import gcp_setup_commands, write_github_scaffold
+
+    written = write_github_scaffold(project, force=force, project_id=project_id, region=region)
+    click.echo(gcp_setup_commands(project, project_id=project_id, region=region))
+    return list(written)
+
+
+@click.command("compile")
+@click.option("-p", "--pipeline", default="__default__", show_default=True, help="Kedro pipeline to compile.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pipeline.json"),
+    show_default=True,
+    help="Spec file to write (.json, or .yaml/.yml for YAML).",
+)
+@click.option("--image", default=None, help="Image to run the steps in (overrides run_config.image).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a parameter's default.")
+@click.pass_obj
+def compile_command(ctx, pipeline: str, output: Path, image: str | None, params: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    """Compile a Kedro pipeline into a Vertex AI pipeline spec, offline."""
+    from ..compiler import compile_pipeline
+    from ..fsutil import atomic_write
+    from ..params import parse_overrides
+    from ..spec import parse_spec, to_yaml_bytes
+
+    compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image, parse_overrides(params))
+    for warning in compiled.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    if output.suffix.lower() in {".yaml", ".yml"}:
+        data = to_yaml_bytes(parse_spec(compiled.spec))
+    else:
+        data = compiled.spec_bytes
+    atomic_write(output, data)
+    click.echo(f"Compiled pipeline '{pipeline}' ({compiled.step_count} steps) to {output}")

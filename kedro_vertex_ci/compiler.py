@@ -1,0 +1,167 @@
+"""Kedro project → Vertex AI pipeline spec. Offline: no credentials, no network.
+
+``compile_pipeline`` is the one orchestrator of the compile: it opens the project (``kedro_io``), validates
+``vertexai.yml`` (``config``), groups nodes into steps (``grouping``), resolves per-step settings
+(``settings``), types the runtime parameters (``params``) and emits the spec (``spec``). The steps in
+between are pure functions of values, so the output is a pure function of the project and the options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import PluginConfig, RunConfig, parse_config
+from .errors import ConfigError, Problem
+from .model import PipelineGraph, Plan, Step
+from .names import sanitize_name
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled pipeline: the spec (dict and exact bytes), the plan it came from and the config."""
+
+    spec: dict[str, Any]
+    spec_bytes: bytes
+    plan: Plan
+    config: PluginConfig
+    project_name: str
+    env: str | None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def step_count(self) -> int:
+        return len(self.plan.steps) + (1 if self.plan.on_exit else 0)
+
+
+def pipeline_display_name(run_config: RunConfig, project_name: str, pipeline: str) -> str:
+    """The spec's pipeline name: the experiment (or project) name, plus the Kedro pipeline unless default."""
+    base = run_config.experiment_name or project_name
+    name = base if pipeline == "__default__" else f"{base}-{pipeline}"
+    return sanitize_name(name, max_length=128)
+
+
+def _on_exit_step(graph: PipelineGraph, main_steps: tuple[Step, ...]) -> Step:
+    """All nodes of the on-exit pipeline as one step that runs after everything else."""
+    from .params import used_parameter_keys
+
+    inputs = [i for n in graph.nodes for i in n.inputs]
+    taken = {s.name for s in main_steps}
+    name = sanitize_name(f"on-exit-{graph.name}", max_length=60)
+    while name in taken:
+        name += "-x"
+    return Step(
+        name=name,
+        nodes=tuple(n.name for n in graph.nodes),
+        tags=frozenset(t for n in graph.nodes for t in n.tags),
+        parameters=tuple(sorted(used_parameter_keys(inputs, graph.parameters))),
+    )
+
+
+def build_plan(
+    *,
+    graph: PipelineGraph,
+    config: PluginConfig,
+    project_name: str,
+    env: str | None,
+    image: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    on_exit_graph: PipelineGraph | None = None,
+    mlflow: bool = False,
+) -> Plan:
+    """The pure middle of the compile: graph + config + options → :class:`Plan`."""
+    from .grouping import group_steps
+    from .params import apply_overrides, pipeline_params
+    from .settings import resolve_resources
+
+    run_config = config.run_config
+    parameters = apply_overrides(graph.parameters, overrides or {})
+    graph = PipelineGraph(
+        name=graph.name, nodes=graph.nodes, dataset_kinds=graph.dataset_kinds, parameters=parameters
+    )
+    steps = group_steps(graph, run_config.grouping.cls, run_config.grouping.params)
+    on_exit = _on_exit_step(on_exit_graph, steps) if on_exit_graph is not None else None
+    all_steps = (*steps, on_exit) if on_exit else steps
+    used = {key for step in all_steps for key in step.parameters}
+    return Plan(
+        pipeline_name=pipeline_display_name(run_config, project_name, graph.name),
+        kedro_pipeline=graph.name,
+        image=image or run_config.image,
+        env=env or "",
+        steps=steps,
+        resources={step.name: resolve_resources(run_config, step) for step in all_steps},
+        params=pipeline_params(parameters, used),
+        description=run_config.description or "",
+        caching=run_config.caching,
+        on_exit=on_exit,
+        mlflow=mlflow,
+    )
+
+
+def _uses_kedro_mlflow(project: Path) -> bool:
+    """Decided from the project (its mlflow.yml or declared dependency), not from what is importable here."""
+    conf = project / "conf"
+    if any(conf.glob("*/mlflow.y*ml")):
+        return True
+    for name in ("requirements.txt", "pyproject.toml", "src/requirements.txt"):
+        path = project / name
+        if path.is_file() and "kedro-mlflow" in path.read_text(encoding="utf-8", errors="replace").lower():
+            return True
+    return False
+
+
+def compile_pipeline(
+    project: Path,
+    env: str | None = None,
+    pipeline: str = "__default__",
+    image: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Compiled:
+    """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec."""
+    from .kedro_io import open_project
+    from .settings import unmatched_keys
+    from .spec import emit, spec_to_dict, to_json_bytes
+
+    with open_project(project, env) as kedro_project:
+        parsed = parse_config(kedro_project.config_raw(), kedro_project.config_sources())
+        run_config = parsed.config.run_config
+        graph = kedro_project.graph(pipeline)
+        on_exit_graph = None
+        if run_config.on_exit_pipeline:
+            on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
+        plan = build_plan(
+            graph=graph,
+            config=parsed.config,
+            project_name=kedro_project.info.project_name,
+            env=kedro_project.requested_env,
+            image=image,
+            overrides=params,
+            on_exit_graph=on_exit_graph,
+            mlflow=_uses_kedro_mlflow(project),
+        )
+        project_name = kedro_project.info.project_name
+    warnings = list(parsed.warnings)
+    all_steps = (*plan.steps, plan.on_exit) if plan.on_exit else plan.steps
+    for key in unmatched_keys(run_config, all_steps):
+        warnings.append(f"run_config.resources/node_selectors key '{key}' matches no node, tag or group")
+    spec = spec_to_dict(emit(plan))
+    return Compiled(
+        spec=spec,
+        spec_bytes=to_json_bytes(spec),
+        plan=plan,
+        config=parsed.config,
+        project_name=project_name,
+        env=env,
+        warnings=tuple(warnings),
+    )
+
+
+def _on_exit_graph(kedro_project: Any, name: str) -> PipelineGraph:
+    try:
+        return kedro_project.graph(name)  # type: ignore[no-any-return]
+    except ConfigError as err:
+        raise ConfigError(
+            [Problem("vertexai.yml", "run_config.on_exit_pipeline", p.message) for p in err.problems]
+        ) from None

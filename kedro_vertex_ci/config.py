@@ -1,0 +1,499 @@
+"""The ``vertexai.yml`` model: every key of kedro-vertexai 1.0's format, plus ours, validated strictly.
+
+Pure: :func:`parse_config` takes the merged mapping (as Kedro's config loader returns it) and the source
+files it came from, and returns a frozen :class:`PluginConfig` or raises one :class:`ConfigError` listing
+every problem with its file, key path and line. Reading files and running Kedro's loader is ``kedro_io``'s job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError, Problem
+
+CPU_PATTERN = re.compile(r"^([0-9]*[.])?[0-9]+m?$")
+MEMORY_PATTERN = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
+DURATION_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)?s$")
+ACCELERATOR_SELECTOR = "cloud.google.com/gke-accelerator"
+DEFAULT_KEY = "__default__"
+
+# Keys of kedro-vertexai 0.x that no longer mean anything, with how to migrate. Warned about, then dropped.
+DEPRECATED_KEYS: dict[tuple[str, ...], str] = {
+    ("run_config", "image_pull_policy"): "Vertex AI always pulls the image; pin it by digest instead "
+    "(kedro-vertex-ci build does). Remove the key.",
+    ("run_config", "ttl"): "Vertex AI keeps no Argo workflow to expire; remove the key.",
+    ("run_config", "vertex_ai_networking"): "renamed: move its 'vpc' and 'host_aliases' under "
+    "run_config.network.",
+    ("on_exit_pipeline",): "belongs under run_config: move it to run_config.on_exit_pipeline.",
+    ("run_config", "max_cache_staleness"): "not supported by Vertex AI Pipelines; use run_config.caching.",
+    ("run_config", "store_kedro_outputs_as_kfp_artifacts"): "not needed: intermediate data goes under the "
+    "pipeline root; remove the key.",
+    ("run_config", "node_merge_strategy"): "replaced by run_config.grouping (cls: auto fuses chains).",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _as_str(value: Any) -> Any:
+    """YAML gives ``cpu: 8`` as an int; the predecessor rejected that. We take numbers as their string."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+class HostAlias(_Model):
+    """One ``/etc/hosts`` entry written in each step before Kedro starts."""
+
+    ip: str = Field(description="IP address the hostnames resolve to.")
+    hostnames: tuple[str, ...] = Field(description="Hostnames for that address.")
+
+    @field_validator("ip")
+    @classmethod
+    def _valid_ip(cls, value: str) -> str:
+        import ipaddress
+
+        ipaddress.ip_address(value)
+        return value
+
+
+class NetworkConfig(_Model):
+    """Networking of the pipeline's steps."""
+
+    vpc: str | None = Field(
+        None, description="VPC network to peer with: projects/NUMBER/global/networks/NAME or just NAME."
+    )
+    host_aliases: tuple[HostAlias, ...] = Field((), description="Extra /etc/hosts entries in every step.")
+
+
+class ResourceConfig(_Model):
+    """Container settings for the steps a key of ``resources`` matches."""
+
+    cpu: str | None = Field(None, description='CPU limit: "2", "0.5" or "500m". Numbers are accepted.')
+    memory: str | None = Field(None, description='Memory limit: "8Gi", "512Mi", "4G".')
+    gpu: str | None = Field(None, description="Number of accelerators (type from node_selectors or accelerator).")
+    accelerator: str | None = Field(None, description='Accelerator type, e.g. "NVIDIA_TESLA_T4".')
+    machine_type: str | None = Field(
+        None,
+        description='Compute Engine machine type, e.g. "n1-standard-8"; sets cpu and memory limits that '
+        "make Vertex AI pick it (explicit cpu/memory win).",
+    )
+    retries: int | None = Field(None, ge=0, le=10, description="How often Vertex AI retries a failed step.")
+    retry_backoff: str | None = Field(None, description='Wait before the first retry, e.g. "30s".')
+    timeout: int | None = Field(None, gt=0, description="Seconds after which the step runtime fails the step.")
+    caching: bool | None = Field(None, description="Override run_config.caching for these steps.")
+
+    _coerce = field_validator("cpu", "memory", "gpu", mode="before")(_as_str)
+
+    @field_validator("cpu")
+    @classmethod
+    def _valid_cpu(cls, value: str | None) -> str | None:
+        if value is not None and not CPU_PATTERN.match(value):
+            raise ValueError(f'invalid cpu {value!r}: use a number ("2", "0.5") or millicores ("500m")')
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _valid_memory(cls, value: str | None) -> str | None:
+        if value is not None and not MEMORY_PATTERN.match(value):
+            raise ValueError(
+                f'invalid memory {value!r}: use a whole number with a unit, e.g. "512Mi", "8Gi", "4G"'
+            )
+        return value
+
+    @field_validator("gpu")
+    @classmethod
+    def _valid_gpu(cls, value: str | None) -> str | None:
+        if value is not None and not value.isdigit():
+            raise ValueError(f"invalid gpu {value!r}: use a whole number of accelerators")
+        return value
+
+    @field_validator("retry_backoff")
+    @classmethod
+    def _valid_backoff(cls, value: str | None) -> str | None:
+        if value is not None and not DURATION_PATTERN.match(value):
+            raise ValueError(f'invalid duration {value!r}: use seconds with an "s", e.g. "30s"')
+        return value
+
+    @field_validator("machine_type")
+    @classmethod
+    def _known_machine(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .machines import machine_resources
+
+            machine_resources(value)
+        return value
+
+
+class GroupingConfig(_Model):
+    """How Kedro nodes are fused into Vertex steps."""
+
+    cls: str = Field(
+        "identity",
+        description="identity (one step per node), tag (nodes sharing a group.<name> tag), auto (fuse "
+        "chains linked only by in-memory data), kedro_vertexai.grouping.* names, or your own class path.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the grouper.")
+
+
+class DynamicConfigProvider(_Model):
+    """A class that writes a config file (e.g. credentials.yml) in each step before its nodes run."""
+
+    cls: str = Field(description="Class path of a kedro_vertex_ci.dynamic_config.DynamicConfigProvider.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the provider.")
+
+
+class MlflowConfig(_Model):
+    """MLflow integration (with kedro-mlflow in the project)."""
+
+    request_header_provider_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters for the request-header provider (e.g. client_id)."
+    )
+
+
+class ScheduleConfig(_Model):
+    """When a pipeline runs on its own."""
+
+    cron_expression: str = Field("0 * * * *", description='Cron, e.g. "0 3 * * *"; "TZ=Area/City " prefix ok.')
+    timezone: str = Field("Etc/UTC", description='IANA time zone of the cron, e.g. "Europe/Warsaw".')
+    start_time: str | None = Field(None, description="RFC 3339 start; a past start backfills missed runs.")
+    end_time: str | None = Field(None, description="RFC 3339 end.")
+    allow_queueing: bool = Field(False, description="Queue runs when max_concurrent_run_count is reached.")
+    max_run_count: int | None = Field(None, gt=0, description="Stop after this many runs (none: unlimited).")
+    max_concurrent_run_count: int = Field(1, gt=0, description="Runs allowed at the same time.")
+
+    @field_validator("max_run_count", mode="before")
+    @classmethod
+    def _none_word(cls, value: Any) -> Any:
+        # The predecessor's template writes `max_run_count: none`, which YAML reads as the string "none".
+        return None if isinstance(value, str) and value.strip().lower() in {"none", "null", ""} else value
+
+    @field_validator("cron_expression")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from .cron import validate_cron
+
+        validate_cron(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Warsaw)") from err
+        return value
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _valid_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            from datetime import datetime
+
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as err:
+                raise ValueError(f"invalid RFC 3339 time {value!r}, e.g. 2026-01-31T03:00:00Z") from err
+        return value
+
+
+class BuildConfig(_Model):
+    """Cloud Build settings for ``kedro-vertex-ci build``."""
+
+    image: str | None = Field(
+        None, description="Image repository to push, e.g. europe-docker.pkg.dev/PROJECT/REPO/NAME."
+    )
+    staging_bucket: str | None = Field(None, description="Bucket for the source tarball (default: root's).")
+    region: str | None = Field(None, description="Cloud Build region (regional builds); default: global.")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile path in the project.")
+    machine_type: str | None = Field(None, description="Cloud Build machine type, e.g. E2_HIGHCPU_8.")
+    timeout: int = Field(1200, gt=0, description="Build timeout in seconds.")
+    service_account: str | None = Field(None, description="Service account the build runs as.")
+
+
+class Endpoints(_Model):
+    """Google API endpoints (Private Service Connect, VPC-SC, tests). Env KEDRO_VERTEX_CI_<NAME>_ENDPOINT wins."""
+
+    vertex: str | None = Field(None, description="Vertex AI API, e.g. https://europe-west1-aiplatform.googleapis.com")
+    cloudbuild: str | None = Field(None, description="Cloud Build API.")
+    storage: str | None = Field(None, description="Cloud Storage API.")
+    sts: str | None = Field(None, description="Security Token Service (Workload Identity Federation).")
+    iamcredentials: str | None = Field(None, description="IAM Credentials API (impersonation).")
+
+
+class RunConfig(_Model):
+    """How the pipeline runs on Vertex AI."""
+
+    image: str = Field(description="Image the steps run in (tag or @sha256 digest).")
+    root: str | None = Field(
+        None, description="Pipeline root: gs://bucket/path (bucket/path accepted, as kedro-vertexai wrote it)."
+    )
+    experiment_name: str | None = Field(
+        None, description="Names the pipeline and its runs (default: the Kedro project name)."
+    )
+    experiment_description: str | None = Field(None, description="Description of the experiment.")
+    description: str | None = Field(None, description="Pipeline description shown in the console.")
+    scheduled_run_name: str | None = Field(None, description="Display name of scheduled runs.")
+    service_account: str | None = Field(None, description="Service account the pipeline runs as.")
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="VPC and host aliases.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels on every run (lowercase keys).")
+    caching: bool = Field(True, description="Let Vertex AI reuse results of identical steps.")
+    resources: dict[str, ResourceConfig] = Field(
+        default_factory=dict,
+        description="Per __default__, tag, node name or group name; later wins in that order.",
+    )
+    node_selectors: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per tag/node/group: {cloud.google.com/gke-accelerator: NVIDIA_TESLA_T4}.",
+    )
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig, description="Node grouping.")
+    dynamic_config_providers: tuple[DynamicConfigProvider, ...] = Field(
+        (), description="Config files generated in each step at run time."
+    )
+    mlflow: MlflowConfig | None = Field(None, description="MLflow request-header provider settings.")
+    on_exit_pipeline: str | None = Field(
+        None, description="Kedro pipeline run after the main one whatever its status."
+    )
+    schedules: dict[str, ScheduleConfig] = Field(
+        default_factory=dict, description="default_schedule, or per pipeline name."
+    )
+
+    _coerce_labels = field_validator("labels", mode="before")(
+        lambda value: {k: _as_str(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        from .names import validate_label
+
+        for key, val in value.items():
+            validate_label(key, val)
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _valid_image(cls, value: str) -> str:
+        if not value.strip() or any(c.isspace() for c in value):
+            raise ValueError(f"invalid image reference {value!r}")
+        return value
+
+    @field_validator("root")
+    @classmethod
+    def _normalise_root(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("gs://"):
+            return value.rstrip("/")
+        if "://" in value:
+            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path), got {value!r}")
+        return "gs://" + value.strip("/")
+
+    def schedule_for(self, pipeline: str) -> ScheduleConfig:
+        """The pipeline's own schedule, else ``default_schedule``, else the built-in default."""
+        return self.schedules.get(pipeline) or self.schedules.get("default_schedule") or ScheduleConfig()
+
+
+class PluginConfig(_Model):
+    """Top level of ``conf/<env>/vertexai.yml``."""
+
+    project_id: str = Field(description="Google Cloud project ID.")
+    region: str = Field(description="Vertex AI region, e.g. europe-west1.")
+    run_config: RunConfig = Field(description="How the pipeline runs.")
+    build: BuildConfig = Field(default_factory=BuildConfig, description="Cloud Build settings.")
+    endpoints: Endpoints = Field(default_factory=Endpoints, description="API endpoint overrides.")
+
+    _coerce = field_validator("project_id", "region", mode="before")(_as_str)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parsing with file/key/line errors
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """A YAML file that contributed to the merged config, most specific (env) first."""
+
+    path: Path
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedConfig:
+    config: PluginConfig
+    warnings: tuple[str, ...]
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML document to its 1-based line (lists index as '0', '1', …)."""
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                child = (*path, str(key_node.value))
+                lines[child] = key_node.start_mark.line + 1
+                stack.append((value_node, child))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = (*path, str(index))
+                lines[child] = item.start_mark.line + 1
+                stack.append((item, child))
+    return lines
+
+
+class _Locator:
+    """Finds the file and line that set a key path, preferring the most specific environment."""
+
+    def __init__(self, sources: Sequence[ConfigSource]):
+        self._sources = [(s.path, _key_lines(s.text)) for s in sources]
+
+    def locate(self, path: tuple[str, ...]) -> tuple[str, int | None]:
+        for probe in (path[:n] for n in range(len(path), 0, -1)):
+            for file, lines in self._sources:
+                if probe in lines:
+                    return str(file), lines[probe]
+        first = self._sources[0][0] if self._sources else Path("vertexai.yml")
+        return str(first), None
+
+
+def _allowed_keys(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _model_at(path: tuple[str, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at ``path`` (for did-you-mean on unknown keys)."""
+    model: type[BaseModel] | None = PluginConfig
+    for part in path:
+        if model is None:
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        model = _nested_model(annotation)
+    return model
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None and typing.get_origin(annotation) not in (dict, tuple, list):
+            return found
+    return None
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
+
+
+def _strip_deprecated(raw: dict[str, Any], locator: _Locator) -> list[str]:
+    warnings: list[str] = []
+    for path, advice in DEPRECATED_KEYS.items():
+        parent: Any = raw
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent:
+            value = parent.pop(path[-1])
+            file, line = locator.locate(path)
+            where = f"{file}:{line}" if line else file
+            warnings.append(f"{where}: {'.'.join(path)} is a kedro-vertexai 0.x key: {advice}")
+            _migrate(raw, path, value)
+    return warnings
+
+
+def _migrate(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Carry the meaning of an old key over where it still has one."""
+    run_config = raw.get("run_config")
+    if not isinstance(run_config, dict):
+        return
+    if path == ("run_config", "vertex_ai_networking") and isinstance(value, dict):
+        network = run_config.setdefault("network", {})
+        if isinstance(network, dict):
+            for key in ("vpc", "host_aliases"):
+                if key in value and key not in network:
+                    network[key] = value[key]
+    elif path == ("on_exit_pipeline",) and "on_exit_pipeline" not in run_config:
+        run_config["on_exit_pipeline"] = value
+
+
+def _problem_for(error: Any, locator: _Locator) -> Problem:
+    loc = tuple(str(part) for part in error["loc"])
+    file, line = locator.locate(loc)
+    key = ".".join(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        hint = _did_you_mean(loc[-1], _allowed_keys(model)) if model else ""
+        return Problem(file, key, f"unknown key{hint}", line)
+    if kind == "missing":
+        return Problem(file, key, "required key is missing", line)
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if "input_value" in error.get("ctx", {}) or kind.endswith("_type") or kind.endswith("_parsing"):
+        message = f"{message} (got {error.get('input')!r})"
+    return Problem(file, key, message, line)
+
+
+def parse_config(raw: Mapping[str, Any], sources: Sequence[ConfigSource] = ()) -> ParsedConfig:
+    """Validate the merged ``vertexai`` mapping; raise ConfigError listing every problem with file/key/line."""
+    locator = _Locator(sources)
+    data = _plain(raw)
+    if not isinstance(data, dict):
+        file, _ = locator.locate(())
+        raise ConfigError([Problem(file, "", "must be a mapping of keys (project_id, region, run_config)")])
+    warnings = _strip_deprecated(data, locator)
+    try:
+        config = PluginConfig.model_validate(data)
+    except ValidationError as err:
+        problems = [_problem_for(e, locator) for e in err.errors()]
+        raise ConfigError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.key))) from None
+    return ParsedConfig(config=config, warnings=tuple(warnings))
+
+
+def _plain(value: Any) -> Any:
+    """Deep-copy into plain dicts/lists (OmegaConf containers and frozen inputs are not ours to mutate)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_config_file(path: Path) -> ParsedConfig:
+    """Parse one vertexai.yml on its own (no Kedro environments): for tools and tests."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([Problem(str(path), "", f"not valid YAML: {getattr(err, 'problem', err)}", line)]) from None
+    return parse_config(raw, [ConfigSource(path, text)])
+
+
+GroupingName = Literal["identity", "tag", "auto"]

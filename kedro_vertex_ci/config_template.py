@@ -1,0 +1,128 @@
+"""The ``vertexai.yml`` that ``kedro-vertex-ci init`` writes: every option present, commented, and valid.
+
+kedro-vertexai's template fails its own validation; ours is parsed by :func:`config.parse_config` in the
+tests (and before ``init`` writes it), so it cannot drift from the model.
+"""
+
+from __future__ import annotations
+
+from .names import sanitize_name
+
+TEMPLATE = """\
+# kedro-vertex-ci configuration. Reference: docs/configuration.md
+# Environments override this file: conf/<env>/vertexai.yml wins key by key.
+project_id: {project_id}
+region: {region}
+
+run_config:
+  # Image the steps run in. `kedro-vertex-ci build` pins it by digest in the compiled spec.
+  image: {region}-docker.pkg.dev/{project_id}/kedro/{image_name}:latest
+
+  # Pipeline root on Cloud Storage: run artefacts and the data passed between steps.
+  root: gs://{project_id}-vertex-pipelines/{image_name}
+
+  # Names the pipeline and its runs (spaces and capitals are fine: ids are derived safely).
+  experiment_name: {image_name}
+  # experiment_description: "What this experiment is about"
+  # description: "Shown in the Vertex AI console"
+
+  # Display name of the runs a schedule starts.
+  scheduled_run_name: {image_name}-scheduled
+
+  # Service account the pipeline runs as (needs roles/aiplatform.user and access to the root bucket).
+  # service_account: pipelines@{project_id}.iam.gserviceaccount.com
+
+  # Labels on every run; git sha, branch and PR number are added automatically when known.
+  labels:
+    team: data-science
+
+  # Let Vertex AI reuse results of identical steps.
+  caching: true
+
+  # Networking of the steps.
+  network:
+    # vpc: projects/PROJECT_NUMBER/global/networks/my-vpc
+    host_aliases: []
+    # - ip: 10.10.10.10
+    #   hostnames: [mlflow.internal]
+
+  # How Kedro nodes become Vertex steps: identity (one per node), tag (group.<name> tags),
+  # auto (fuse chains linked only by in-memory data, never lengthening the critical path).
+  grouping:
+    cls: auto
+    params: {{}}
+    # cls: tag
+    # params:
+    #   tag_prefix: "group."
+
+  # Resources per __default__, tag, node name or group name (later wins in that order; names as written).
+  resources:
+    __default__:
+      cpu: "1"
+      memory: 4Gi
+    # model_training:          # a node name, tag or group name
+    #   cpu: 8
+    #   memory: 30Gi
+    #   gpu: 1
+    #   accelerator: NVIDIA_TESLA_T4
+    #   machine_type: n1-standard-8
+    #   retries: 2
+    #   retry_backoff: 60s
+    #   timeout: 3600
+    #   caching: false
+
+  # Accelerator type per tag/node/group (kedro-vertexai style); `accelerator:` above does the same.
+  node_selectors: {{}}
+  #   model_training:
+  #     cloud.google.com/gke-accelerator: NVIDIA_TESLA_T4
+
+  # Config files generated in each step before its nodes run (e.g. credentials.yml with a fresh token).
+  dynamic_config_providers: []
+  # - cls: kedro_vertex_ci.dynamic_config.GoogleOAuthCredentialsProvider
+  #   params:
+  #     client_id: 123456789.apps.googleusercontent.com
+
+  # MLflow (with kedro-mlflow in the project): request-header provider settings.
+  # mlflow:
+  #   request_header_provider_params:
+  #     client_id: 123456789.apps.googleusercontent.com
+
+  # Kedro pipeline run after the main one whatever its status (for notifications).
+  # on_exit_pipeline: notify
+
+  # Schedules: default_schedule, or one per Kedro pipeline name.
+  schedules:
+    default_schedule:
+      cron_expression: "0 3 * * *"
+      timezone: Etc/UTC
+      # start_time: "2026-01-01T00:00:00Z"
+      # end_time: "2027-01-01T00:00:00Z"
+      allow_queueing: false
+      # max_run_count: 10
+      max_concurrent_run_count: 1
+
+# Cloud Build (`kedro-vertex-ci build`).
+build:
+  # image: {region}-docker.pkg.dev/{project_id}/kedro/{image_name}
+  # staging_bucket: {project_id}-cloudbuild
+  # region: {region}
+  dockerfile: Dockerfile
+  timeout: 1200
+  # machine_type: E2_HIGHCPU_8
+  # service_account: projects/{project_id}/serviceAccounts/build@{project_id}.iam.gserviceaccount.com
+
+# API endpoints (Private Service Connect / VPC-SC). Env KEDRO_VERTEX_CI_<NAME>_ENDPOINT wins.
+endpoints: {{}}
+#   vertex: https://{region}-aiplatform.googleapis.com
+#   cloudbuild: https://cloudbuild.googleapis.com
+#   storage: https://storage.googleapis.com
+#   sts: https://sts.googleapis.com
+#   iamcredentials: https://iamcredentials.googleapis.com
+"""
+
+
+def render_template(project_id: str, region: str, project_name: str = "kedro-project") -> str:
+    """The commented ``vertexai.yml`` for a project (valid as written)."""
+    return TEMPLATE.format(
+        project_id=project_id, region=region, image_name=sanitize_name(project_name, max_length=60)
+    )

@@ -1,0 +1,73 @@
+"""Cron validation before any cloud call: Vertex AI schedules take unix cron, optionally ``TZ=Area/City ``."""
+
+from __future__ import annotations
+
+import re
+
+_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), start=1)}
+_DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+_TZ_PREFIX = re.compile(r"^(CRON_TZ|TZ)=(\S+)\s+")
+
+
+def split_timezone(expression: str) -> tuple[str | None, str]:
+    """``"TZ=Europe/Warsaw 0 3 * * *"`` → ``("Europe/Warsaw", "0 3 * * *")``."""
+    match = _TZ_PREFIX.match(expression.strip())
+    if match:
+        return match.group(2), expression.strip()[match.end() :]
+    return None, expression.strip()
+
+
+def _value(token: str, low: int, high: int, names: dict[str, int], field: str) -> int:
+    number = names.get(token.upper()) if names else None
+    if number is None:
+        if not token.isdigit():
+            raise ValueError(f"{field}: {token!r} is not a number")
+        number = int(token)
+    if not low <= number <= high:
+        raise ValueError(f"{field}: {number} is outside {low}-{high}")
+    return number
+
+
+def _check_field(text: str, field: str, low: int, high: int, names: dict[str, int]) -> None:
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) == 0):
+            raise ValueError(f"{field}: step {step!r} must be a positive number")
+        if base == "*":
+            continue
+        start, dash, end = base.partition("-")
+        first = _value(start, low, high, names, field)
+        if dash:
+            last = _value(end, low, high, names, field)
+            if last < first:
+                raise ValueError(f"{field}: range {base!r} runs backwards")
+
+
+def validate_cron(expression: str) -> str:
+    """Return the expression if it is valid unix cron (5 fields), else raise ValueError saying which field."""
+    tz, body = split_timezone(expression)
+    if tz is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {tz!r} in cron {expression!r}") from err
+    fields = body.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron {expression!r} has {len(fields)} fields; expected 5: minute hour day-of-month month day-of-week"
+        )
+    for text, (field, low, high, names) in zip(fields, _FIELDS, strict=True):
+        try:
+            _check_field(text, field, low, high, names)
+        except ValueError as err:
+            raise ValueError(f"invalid cron {expression!r}: {err}") from None
+    return expression

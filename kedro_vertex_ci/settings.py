@@ -1,0 +1,123 @@
+"""Per-step settings: resources, accelerators, retries, timeouts and caching, resolved from ``vertexai.yml``.
+
+Lookup order, later wins key by key: ``__default__`` < tag < node name < group name — matched on names
+exactly as the user wrote them (kedro-vertexai sanitised names first, so ``model_training`` never matched).
+When several keys of one level match a fused step (two of its nodes, say), the step gets the largest
+request of each kind; timeouts of its nodes add up, since they run one after another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .config import ACCELERATOR_SELECTOR, DEFAULT_KEY, ResourceConfig, RunConfig
+from .machines import machine_resources
+from .model import Resources, Step
+
+_UNITS = {
+    "": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def cpu_value(cpu: str) -> float:
+    """``"500m"`` → 0.5, ``"2"`` → 2.0."""
+    return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+
+
+def memory_bytes(memory: str) -> int:
+    """``"8Gi"`` → 8589934592."""
+    digits = memory.rstrip("EiPTGMK")
+    return int(digits) * _UNITS[memory[len(digits) :]]
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """The settings one level contributes, merged over the keys of that level that match."""
+
+    values: dict[str, object]
+
+
+def _largest(key: str, a: object, b: object) -> object:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if key == "cpu":
+        return a if cpu_value(str(a)) >= cpu_value(str(b)) else b
+    if key == "memory":
+        return a if memory_bytes(str(a)) >= memory_bytes(str(b)) else b
+    if key in {"gpu"}:
+        return a if int(str(a)) >= int(str(b)) else b
+    if key == "retries":
+        return max(int(str(a)), int(str(b)))
+    if key == "timeout":
+        return int(str(a)) + int(str(b))
+    if key == "caching":
+        return bool(a) and bool(b)
+    return a
+
+
+def _merge_level(configs: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    merged: dict[str, object] = {}
+    for config in configs:
+        for key, value in config.items():
+            if value is not None:
+                merged[key] = _largest(key, merged.get(key), value)
+    return merged
+
+
+def _levels(step: Step) -> list[list[str]]:
+    return [[DEFAULT_KEY], sorted(step.tags), list(step.nodes), [step.group] if step.group else []]
+
+
+def _resource_dict(config: ResourceConfig) -> dict[str, object]:
+    values: dict[str, object] = config.model_dump(exclude_none=True)
+    machine = values.pop("machine_type", None)
+    if machine is not None:
+        cpu, memory = machine_resources(str(machine))
+        values.setdefault("cpu", cpu)
+        values.setdefault("memory", memory)
+    return values
+
+
+def resolve_resources(run_config: RunConfig, step: Step) -> Resources:
+    """The container settings for one step (see the module docstring for the precedence)."""
+    merged: dict[str, object] = {}
+    accelerator: str | None = None
+    for names in _levels(step):
+        level = _merge_level([_resource_dict(run_config.resources[n]) for n in names if n in run_config.resources])
+        merged.update(level)
+        for name in names:
+            selector = run_config.node_selectors.get(name, {}).get(ACCELERATOR_SELECTOR)
+            accelerator = selector or accelerator
+    accelerator = str(merged.get("accelerator") or accelerator or "") or None
+    gpu = merged.get("gpu")
+    count = int(str(gpu)) if gpu is not None else (1 if accelerator else None)
+    return Resources(
+        cpu=_opt_str(merged.get("cpu")),
+        memory=_opt_str(merged.get("memory")),
+        accelerator_type=accelerator if count else None,
+        accelerator_count=count if accelerator else None,
+        retries=int(str(merged.get("retries", 0))),
+        retry_backoff=_opt_str(merged.get("retry_backoff")),
+        timeout_seconds=int(str(merged["timeout"])) if "timeout" in merged else None,
+        caching=merged.get("caching") if isinstance(merged.get("caching"), bool) else None,  # type: ignore[arg-type]
+    )
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def unmatched_keys(run_config: RunConfig, steps: Iterable[Step]) -> list[str]:
+    """``resources`` / ``node_selectors`` keys that match no node, tag or group: almost always a typo."""
+    known = {DEFAULT_KEY}
+    for step in steps:
+        known.update(step.nodes)
+        known.update(step.tags)
+        if step.group:
+            known.add(step.group)
+    keys = set(run_config.resources) | set(run_config.node_selectors)
+    return sorted(keys - known)
