@@ -253,11 +253,11 @@ def _report_error(runner: Runner, err: KvcError, workspace: Path, project: Path)
     if isinstance(err, ConfigError):
         for problem in err.problems:
             file = _relative(problem.file, workspace, project) if problem.file and problem.file != "action inputs" else None
-            title = "kedro-vertex-ci: invalid input" if problem.file == "action inputs" else "kedro-vertex-ci: invalid config"
+            title = "Invalid action input" if problem.file == "action inputs" else "Invalid kedro-vertex-ci config"
             message = f"{problem.key}: {problem.message}" if problem.key else problem.message
             runner.error(message, file=file, line=problem.line, title=title)
     else:
-        runner.error(str(err), title=f"kedro-vertex-ci: {type(err).__name__}")
+        runner.error(str(err), title=f"kedro-vertex-ci {type(err).__name__}")
     runner.add_summary(f"## Kedro → Vertex AI: failed\n\n```\n{err}\n```\n")
 
 
@@ -274,5 +274,12 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``python -m action``: run the action; ``--version`` prints the version (the image build checks it)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--version"]:
+        from importlib.metadata import version
+
+        print(f"kedro-vertex-action {version('kedro-vertex-ci')}")
+        sys.exit(0)
     sys.exit(run(os.environ))
