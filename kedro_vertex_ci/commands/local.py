@@ -140,7 +140,7 @@ def run_local(  # noqa: PLR0913 - one parameter per option
     from rich.console import Console
 
     from ..errors import StepFailed
-    from ..local.progress import LiveProgress, print_failures, summary_table
+    from ..local.progress import print_failures, progress_for, summary_table
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
@@ -163,7 +163,7 @@ def run_local(  # noqa: PLR0913 - one parameter per option
         click.echo(json.dumps(result.to_json(), indent=2))
         click.get_current_context().exit(result.exit_code)
     console = Console(highlight=False)
-    with LiveProgress(console, [t.name for t in graph.tasks]) as progress:
+    with progress_for(console, [t.name for t in graph.tasks]) as progress:
         result = run_spec(spec, step_runner, options, observer=progress)
     console.print(summary_table(result))
     if not result.succeeded:

@@ -82,6 +82,37 @@ class LiveProgress:
         return text
 
 
+class LineProgress:
+    """For logs that are not a terminal (CI): one plain line per state change, printed as it happens."""
+
+    def __init__(self, console: Console, steps: Sequence[str]):
+        self.console = console
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def step_started(self, name: str) -> None:
+        with self._lock:
+            self.console.print(Text.assemble((f" {_STYLE[State.RUNNING][0]} ", "cyan"), f"{name} started"))
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        mark, style = _STYLE[outcome.state]
+        extra = format_duration(outcome.duration) if outcome.duration is not None else outcome.reason
+        with self._lock:
+            self.console.print(
+                Text.assemble((f" {mark} ", style), f"{outcome.name} {outcome.state.value} ", (extra, "dim"))
+            )
+
+
+def progress_for(console: Console, steps: Sequence[str]) -> LiveProgress | LineProgress:
+    """Live lines on a terminal, plain lines elsewhere (a CI log cannot redraw)."""
+    return LiveProgress(console, steps) if console.is_terminal else LineProgress(console, steps)
+
+
 def summary_table(result: RunResult) -> Table:
     """The final table: one row per step with state, duration and log file."""
     verdict = "[green]succeeded[/]" if result.succeeded else "[bold red]failed[/]"

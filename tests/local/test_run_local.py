@@ -1,0 +1,171 @@
+"""``kedro-vertex-ci run-local --spec`` end to end with the subprocess runner on kfp-compiled specs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kedro_vertex_ci.cli import cli
+from tests.local import specs
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+
+
+def _spec_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(text)
+    return path
+
+
+def _run(tmp_path: Path, spec_text: str, *extra: str):
+    spec = _spec_file(tmp_path, spec_text)
+    args = [
+        "--project",
+        str(tmp_path),
+        "run-local",
+        "--spec",
+        str(spec),
+        "--root",
+        str(tmp_path / "runs"),
+        *extra,
+    ]
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_two_independent_one_second_steps_finish_in_under_two_seconds(tmp_path):
+    begin = time.monotonic()
+    result = _run(tmp_path, specs.parallel_sleep_spec(), "--max-parallel", "2", "--json")
+    wall = time.monotonic() - begin
+    assert result.exit_code == 0, result.output
+    steps = {s["name"]: s for s in json.loads(result.output)["steps"]}
+    sleepers = [steps["sleeper"], steps["sleeper-2"]]
+    first_start = min(s["started_seconds"] for s in sleepers)
+    last_end = max(s["started_seconds"] + s["duration_seconds"] for s in sleepers)
+    assert all(s["duration_seconds"] >= 1.0 for s in sleepers)  # they really slept
+    assert last_end - first_start < 2.0
+    assert steps["join"]["started_seconds"] >= last_end - 0.05  # and the join waited for both
+    assert wall < 3.5
+
+
+def test_a_failed_step_stops_its_dependants_lets_running_ones_finish_and_shows_its_log(tmp_path):
+    result = _run(tmp_path, specs.failing_spec(), "--max-parallel", "2", "--run-id", "fail-1")
+    assert result.exit_code == 1
+    out = result.output
+    assert "Step bad failed" in out and "exit code 3" in out
+    assert "line one" in out and "about to fail" in out  # the tail of the failed log, both streams
+    assert "Error: run fail-1 failed: step(s) bad" in out
+    record = json.loads((tmp_path / "runs" / "fail-1" / "result.json").read_text())
+    states = {s["name"]: s["state"] for s in record["steps"]}
+    assert states == {"bad": "failed", "slow": "done", "after-bad": "skipped", "later": "skipped"}
+    logs = tmp_path / "runs" / "fail-1" / "logs"
+    assert "slept 1.5" in (logs / "slow.log").read_text()  # the running step was not killed
+    assert not (logs / "after-bad.log").exists()
+
+
+def test_placeholders_are_substituted_as_vertex_would(tmp_path):
+    result = _run(
+        tmp_path,
+        specs.placeholder_spec(),
+        "--run-id",
+        "ph-1",
+        "--param",
+        "count=5",
+        "--param",
+        "options.depth=9",
+    )
+    assert result.exit_code == 0, result.output
+    root = (tmp_path / "runs").resolve()
+    job_name = json.loads((root / "ph-1" / "run.json").read_text())["job_name"]
+    assert job_name.startswith("placeholders-")
+    recorded = json.loads((root / "ph-1" / "out" / "record.json").read_text())
+    argv = recorded["argv"]
+    value = {argv[i]: argv[i + 1] for i in range(0, len(argv), 2)}
+    assert value["--job-name"] == job_name
+    assert value["--run-id"] == "ph-1"
+    assert value["--root"] == str(root)
+    assert value["--text"] == 'it\'s a "quoted" value'
+    assert value["--count"] == "5"
+    assert value["--ratio"] == "0.25"
+    assert value["--flag"] == "true"
+    assert value["--items"] == '[1,2,"x"]'
+    assert json.loads(value["--options"]) == {"depth": 9, "nested": {"on": False}, "rate": 0.5}
+    assert recorded["env"] == "from-spec"
+    status = json.loads(json.loads((root / "ph-1" / "out" / "on-exit.json").read_text())["argv"][0])
+    assert status["state"] == "SUCCEEDED" and status["pipelineJobResourceName"].endswith(job_name)
+
+
+def test_json_output_is_machine_readable(tmp_path):
+    result = _run(tmp_path, specs.parallel_sleep_spec(), "--json", "--param", "seconds=0", "--run-id", "j-1")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["run_id"] == "j-1" and data["state"] == "succeeded" and data["exit_code"] == 0
+    assert data["runner"] == "subprocess" and data["params"] == {"seconds": 0.0}
+    assert [s["name"] for s in data["steps"]] == ["sleeper", "sleeper-2", "join"]
+    for step in data["steps"]:
+        assert step["state"] == "done" and step["exit_code"] == 0 and Path(step["log"]).is_file()
+    assert json.loads((tmp_path / "runs" / "j-1" / "result.json").read_text()) == data
+
+
+def test_json_output_of_a_failed_run_has_a_non_zero_exit_code(tmp_path):
+    result = _run(tmp_path, specs.failing_spec(), "--json", "--keep-going")
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert data["state"] == "failed" and data["exit_code"] == 1
+    assert {s["name"]: s["state"] for s in data["steps"]}["later"] == "done"  # --keep-going
+
+
+def test_rerun_with_the_same_run_id_is_idempotent(tmp_path):
+    first = _run(tmp_path, specs.placeholder_spec(), "--run-id", "again", "--json")
+    second = _run(tmp_path, specs.placeholder_spec(), "--run-id", "again", "--json")
+    assert first.exit_code == second.exit_code == 0
+    one, two = json.loads(first.output), json.loads(second.output)
+    assert one["job_name"] == two["job_name"]  # the job keeps its name
+    log = Path(two["steps"][0]["log"]).read_text()
+    assert log.count("recorded record") == 1  # logs are rewritten, not appended
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["again"]
+
+
+def test_bad_input_fails_fast_with_exit_code_2_and_writes_nothing(tmp_path):
+    result = _run(tmp_path, specs.placeholder_spec(), "--param", "count=many")
+    assert result.exit_code == 2
+    assert "--param count: 'many' is not a valid NUMBER_INTEGER" in result.output
+    assert not (tmp_path / "runs").exists()
+    missing = CliRunner().invoke(
+        cli, ["--project", str(tmp_path), "run-local", "--spec", str(tmp_path / "no.json")]
+    )
+    assert missing.exit_code == 2 and "cannot read it" in missing.output
+
+
+def test_the_console_script_reports_progress_and_a_summary(tmp_path):
+    spec = _spec_file(tmp_path, specs.parallel_sleep_spec())
+    script = Path(sys.executable).parent / "kedro-vertex-ci"
+    proc = subprocess.run(
+        [
+            str(script),
+            "run-local",
+            "--spec",
+            str(spec),
+            "--param",
+            "seconds=0.1",
+            "--root",
+            str(tmp_path / "r"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "run-local parallel: succeeded" in proc.stdout
+    for name in ("sleeper", "sleeper-2", "join"):
+        assert name in proc.stdout
