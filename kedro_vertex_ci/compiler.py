@@ -96,6 +96,7 @@ def build_plan(
         description=run_config.description or "",
         caching=run_config.caching,
         on_exit=on_exit,
+        on_exit_pipeline=on_exit_graph.name if on_exit_graph is not None else None,
         mlflow=mlflow,
     )
 

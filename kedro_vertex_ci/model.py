@@ -119,5 +119,6 @@ class Plan:
     description: str = ""
     caching: bool = True  # pipeline default, per step overridable
     on_exit: Step | None = None  # runs whatever the status (KFP exit handler)
+    on_exit_pipeline: str | None = None  # the Kedro pipeline the on-exit step's nodes belong to
     mlflow: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)  # static env for every step

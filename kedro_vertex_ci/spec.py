@@ -13,6 +13,7 @@ the sub-DAG's final status as the ``status`` input (``dsl.PipelineTaskFinalStatu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -103,8 +104,9 @@ def emit(plan: Plan) -> PipelineSpec:
 
 def exit_step_args(plan: Plan, step: Step, resources: Resources | None = None) -> list[str]:
     """The on-exit step's args: a normal step plus ``--on-exit`` and the final status of the main DAG."""
+    exit_plan = dataclasses.replace(plan, kedro_pipeline=plan.on_exit_pipeline or plan.kedro_pipeline)
     return [
-        *argv.build_step_args(plan, step, resources),
+        *argv.build_step_args(exit_plan, step, resources),
         "--on-exit",
         "--status",
         argv.input_placeholder(STATUS_INPUT),

@@ -1,0 +1,50 @@
+"""Shared test setup: an offline, quiet Kedro, and real Kedro projects on disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+os.environ.setdefault("NO_GCE_CHECK", "True")
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+CLI = str(VENV_BIN / "kedro-vertex-ci")
+KEDRO = str(VENV_BIN / "kedro")
+
+
+def minimal_vertexai(**run_config: object) -> str:
+    """A small valid vertexai.yml; keyword arguments add run_config keys (YAML flow values)."""
+    lines = ["project_id: my-project", "region: europe-west1", "run_config:", "  image: eu.gcr.io/my-project/img:1"]
+    lines += [f"  {key}: {value}" for key, value in run_config.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def kedro_new_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real `kedro new` project per session (offline starter), copied by tests that change it."""
+    root = tmp_path_factory.mktemp("kedro-new")
+    subprocess.run(
+        [KEDRO, "new", "--name", "demo", "--tools", "none", "--example", "n", "--telemetry", "no"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
+    return root / "demo"
+
+
+@pytest.fixture
+def kedro_new_project(kedro_new_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a real `kedro new` project."""
+    target = tmp_path / "demo"
+    shutil.copytree(kedro_new_template, target)
+    return target
