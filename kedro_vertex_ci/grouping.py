@@ -344,15 +344,20 @@ def _user_groups(
         raise GroupingError([Problem(_CONFIG_FILE, _CLS_KEY, message)]) from err
     try:
         grouper = grouper_class(**params)
-    except TypeError as err:
-        raise GroupingError([Problem(_CONFIG_FILE, _PARAMS_KEY, f"cannot build '{path}': {err}")]) from err
+    except Exception as err:  # the user's constructor: any failure is a configuration problem to report
+        message = f"cannot build '{path}': {type(err).__name__}: {err}"
+        raise GroupingError([Problem(_CONFIG_FILE, _PARAMS_KEY, message)]) from err
     grouped_graph = PipelineGraph(
         name=graph.name,
         nodes=tuple(index.nodes[n] for n in index.order),
         dataset_kinds=graph.dataset_kinds,
         parameters=graph.parameters,
     )
-    result = grouper.group(grouped_graph)
+    try:
+        result = grouper.group(grouped_graph)
+    except Exception as err:  # the user's code: report it like any other grouping problem
+        message = f"'{path}'.group() failed: {type(err).__name__}: {err}"
+        raise GroupingError([Problem(_CONFIG_FILE, _CLS_KEY, message)]) from err
     return _validate_user_groups(result, index, path)
 
 

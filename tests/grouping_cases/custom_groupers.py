@@ -28,3 +28,10 @@ class FixedGrouper:
 
     def group(self, graph: PipelineGraph) -> object:
         return self.groups
+
+
+class FailingGrouper:
+    """A grouper with a bug: its error must reach the user as a GroupingError, not a traceback."""
+
+    def group(self, graph: PipelineGraph) -> Mapping[str, Sequence[str]]:
+        return {"all": [{}["no_such_node"]]}
