@@ -210,3 +210,10 @@ def test_error_lines_point_at_the_environment_file_that_set_the_key(tmp_path: Pa
     with pytest.raises(ConfigError) as info:
         parse_config(raw, sources)
     assert str(info.value).startswith(f"{local}:2: run_config.caching:")
+
+
+def test_configuration_reference_is_generated_from_the_model() -> None:
+    from kedro_vertex_ci.docs_gen import render
+
+    reference = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert reference.read_text() == render(), "docs/configuration.md is stale: run `make docs`"
