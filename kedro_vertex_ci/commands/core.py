@@ -15,13 +15,13 @@ import click
 @click.pass_obj
 def init_command(ctx, project_id: str, region: str, force: bool, with_github: bool) -> None:  # type: ignore[no-untyped-def]
     """Write conf/base/vertexai.yml (every option, commented) for PROJECT_ID and REGION."""
+    import yaml
+
     from ..config import parse_config
     from ..config_template import render_template
     from ..errors import ConfigError, Problem
     from ..fsutil import atomic_write
     from ..kedro_io import bootstrap
-
-    import yaml
 
     info = bootstrap(ctx.project)
     target = ctx.project / "conf" / "base" / "vertexai.yml"
