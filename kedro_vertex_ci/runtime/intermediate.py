@@ -148,7 +148,10 @@ class IntermediateDataset(AbstractDataset[Any, Any]):
 def _filesystem(url: str) -> tuple[Any, str]:
     import fsspec.core
 
-    fs, path = fsspec.core.url_to_fs(url)
+    options: dict[str, Any] = {}
+    if url.startswith(("gs://", "gcs://")) and os.environ.get("STORAGE_EMULATOR_HOST"):
+        options["token"] = "anon"  # an emulator takes no credentials; looking for some could probe the network
+    fs, path = fsspec.core.url_to_fs(url, **options)
     return fs, path
 
 
