@@ -39,7 +39,9 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
         args += ["--write", dataset]
     by_key = {p.key: p for p in plan.params}
     for key in step.parameters:
-        param = by_key[key]
+        param = by_key.get(key)
+        if param is None:  # null-valued or missing: the step reads the project's own value
+            continue
         flag = "--param" if param.type is ParamType.STRING else "--param-json"
         args += [flag, f"{param.key}={input_placeholder(param.name)}"]
     if resources is not None and resources.timeout_seconds:

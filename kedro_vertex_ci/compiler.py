@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import PluginConfig, RunConfig, parse_config
 from .errors import ConfigError, Problem
-from .model import PipelineGraph, Plan, Step
+from .model import DatasetKind, PipelineGraph, Plan, Step
 from .names import sanitize_name
 
 
@@ -43,11 +43,18 @@ def pipeline_display_name(run_config: RunConfig, project_name: str, pipeline: st
     return sanitize_name(name, max_length=128)
 
 
-def _on_exit_step(graph: PipelineGraph, main_steps: tuple[Step, ...]) -> Step:
-    """All nodes of the on-exit pipeline as one step that runs after everything else."""
+def _on_exit_step(graph: PipelineGraph, main: PipelineGraph, main_steps: tuple[Step, ...]) -> Step:
+    """All nodes of the on-exit pipeline as one step that runs after everything else.
+
+    It reads the main pipeline's intermediate datasets it needs from the pipeline root (grouping was told
+    about the on-exit nodes, so the producing steps write them).
+    """
     from .params import used_parameter_keys
 
     inputs = [i for n in graph.nodes for i in n.inputs]
+    produced = {o for n in main.nodes for o in n.outputs}
+    own = {o for n in graph.nodes for o in n.outputs}
+    reads = sorted({i for i in inputs if i in produced and i not in own and main.kind(i) is DatasetKind.INTERMEDIATE})
     taken = {s.name for s in main_steps}
     name = sanitize_name(f"on-exit-{graph.name}", max_length=60)
     while name in taken:
@@ -55,9 +62,20 @@ def _on_exit_step(graph: PipelineGraph, main_steps: tuple[Step, ...]) -> Step:
     return Step(
         name=name,
         nodes=tuple(n.name for n in graph.nodes),
+        reads=tuple(reads),
         tags=frozenset(t for n in graph.nodes for t in n.tags),
         parameters=tuple(sorted(used_parameter_keys(inputs, graph.parameters))),
     )
+
+
+def _with_on_exit_nodes(graph: PipelineGraph, on_exit_graph: PipelineGraph | None) -> PipelineGraph:
+    """The main graph plus the on-exit nodes, so grouping knows which datasets they read."""
+    if on_exit_graph is None:
+        return graph
+    main_names = {n.name for n in graph.nodes}
+    extra = tuple(n for n in on_exit_graph.nodes if n.name not in main_names)
+    kinds = {**on_exit_graph.dataset_kinds, **graph.dataset_kinds}
+    return PipelineGraph(name=graph.name, nodes=graph.nodes + extra, dataset_kinds=kinds, parameters=graph.parameters)
 
 
 def build_plan(
@@ -81,8 +99,15 @@ def build_plan(
     graph = PipelineGraph(
         name=graph.name, nodes=graph.nodes, dataset_kinds=graph.dataset_kinds, parameters=parameters
     )
-    steps = group_steps(graph, run_config.grouping.cls, run_config.grouping.params)
-    on_exit = _on_exit_step(on_exit_graph, steps) if on_exit_graph is not None else None
+    combined = _with_on_exit_nodes(graph, on_exit_graph)
+    on_exit_nodes = frozenset(n.name for n in combined.nodes[len(graph.nodes) :])
+    steps = group_steps(
+        combined,
+        run_config.grouping.cls,
+        run_config.grouping.params,
+        on_exit_nodes=on_exit_nodes,
+    )
+    on_exit = _on_exit_step(on_exit_graph, graph, steps) if on_exit_graph is not None else None
     all_steps = (*steps, on_exit) if on_exit else steps
     used = {key for step in all_steps for key in step.parameters}
     return Plan(
