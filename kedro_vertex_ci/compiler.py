@@ -8,6 +8,7 @@ between are pure functions of values, so the output is a pure function of the pr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,9 @@ def compile_pipeline(
         on_exit_graph = None
         if run_config.on_exit_pipeline:
             on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
-        plan = build_plan(
+        plan = _located(
+            kedro_project.config_sources(),
+            build_plan,
             graph=graph,
             config=parsed.config,
             project_name=kedro_project.info.project_name,
@@ -182,6 +185,22 @@ def compile_pipeline(
         env=env,
         warnings=tuple(warnings),
     )
+
+
+def _located(sources: Any, build: Any, **kwargs: Any) -> Plan:
+    """Run ``build``; point config errors it raises at the file and line of the key they name."""
+    from .config import locate_key
+
+    try:
+        return build(**kwargs)  # type: ignore[no-any-return]
+    except ConfigError as err:
+        problems = []
+        for problem in err.problems:
+            if problem.file == "vertexai.yml" and problem.key:
+                file, line = locate_key(sources, problem.key)
+                problem = dataclasses.replace(problem, file=file, line=line)
+            problems.append(problem)
+        raise type(err)(problems) from None
 
 
 def _on_exit_graph(kedro_project: Any, name: str) -> PipelineGraph:

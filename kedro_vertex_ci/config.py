@@ -376,6 +376,11 @@ class _Locator:
         return str(first), None
 
 
+def locate_key(sources: Sequence[ConfigSource], dotted: str) -> tuple[str, int | None]:
+    """File and line that set ``dotted`` (e.g. ``run_config.grouping.cls``), most specific file first."""
+    return _Locator(sources).locate(tuple(dotted.split(".")))
+
+
 def _allowed_keys(model: type[BaseModel]) -> list[str]:
     return list(model.model_fields)
 

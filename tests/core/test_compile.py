@@ -250,3 +250,11 @@ def test_init_writes_a_valid_template_and_refuses_to_overwrite(kedro_new_project
     (kedro_new_project / "conf" / "base" / "parameters.yml").write_text("x: 1\n")
     compiled = _run([CLI, "compile", "-o", "spec.json"], kedro_new_project)
     assert compiled.returncode == 0, compiled.stderr
+
+
+def test_grouping_errors_point_at_the_config_file_and_line(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "badgroup", "chain", 2, vertexai=minimal_vertexai(grouping="{cls: magic}"))
+    with pytest.raises(ConfigError) as info:
+        compile_pipeline(project)
+    config = project / "conf" / "base" / "vertexai.yml"
+    assert str(info.value).startswith(f"{config}:5: run_config.grouping.cls:")
