@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from .cloud import CLOUD_COMMANDS
 from .core import compile_command, init_command
 from .local import run_local
 
 COMMANDS: list[click.Command] = [init_command, compile_command]
 COMMANDS.append(run_local)
+COMMANDS.extend(CLOUD_COMMANDS)

@@ -10,6 +10,7 @@ parse into kfp's ``PipelineSpec`` proto or the server answers 400 like Vertex wo
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 import re
@@ -56,6 +57,7 @@ class Fault:
     drop: bool = False
     times: int = 1
     body: dict[str, Any] | None = None
+    drop_after: bool = False  # handle the request, then lose the response
 
 
 class HttpError(Exception):
@@ -160,10 +162,12 @@ class FakeGoogle:
         return f"{self.url}/github/oidc?api-version=2.0"
 
     def inject(self, method: str, path_regex: str, *, status: int | None = None, delay: float = 0.0,
-               drop: bool = False, times: int = 1, body: dict[str, Any] | None = None) -> None:
-        """Make the next ``times`` matching requests fail (status), stall (delay) or lose the connection."""
+               drop: bool = False, times: int = 1, body: dict[str, Any] | None = None,
+               drop_after: bool = False) -> None:
+        """Make the next ``times`` matching requests fail (status), stall (delay) or lose the connection
+        (before handling with ``drop``, after handling with ``drop_after``)."""
         with self._lock:
-            self.faults.append(Fault(method, re.compile(path_regex), status, delay, drop, times, body))
+            self.faults.append(Fault(method, re.compile(path_regex), status, delay, drop, times, body, drop_after))
 
     def calls(self, method: str | None = None, path_regex: str = "") -> list[Recorded]:
         pattern = re.compile(path_regex)
@@ -187,7 +191,7 @@ class FakeGoogle:
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
-            if fault.drop:
+            if fault.drop and not fault.drop_after:
                 handler.close_connection = True
                 handler.connection.shutdown(2)
                 return
@@ -200,6 +204,10 @@ class FakeGoogle:
             status, payload = err.status, err.body or google_error(err.status, err.message, err.reason)
         except Exception as err:  # a bug in the fake must be visible, not a hang
             status, payload = 500, google_error(500, f"fake crashed: {err!r}")
+        if fault is not None and fault.drop_after:
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            return
         self._send(handler, status, payload)
 
     def _take_fault(self, record: Recorded) -> Fault | None:
@@ -409,8 +417,9 @@ class FakeGoogle:
         build = record.json or {}
         if not build.get("steps"):
             raise HttpError(400, "Build must have at least one step")
+        # the client sends enums as numbers ($alt=json;enum-encoding=int): CLOUD_LOGGING_ONLY=5, NONE=4
         if build.get("serviceAccount") and (build.get("options") or {}).get("logging") not in (
-                "CLOUD_LOGGING_ONLY", "NONE") and not build.get("logsBucket"):
+                "CLOUD_LOGGING_ONLY", "NONE", 5, 4) and not build.get("logsBucket"):
             raise HttpError(400, "if 'build.service_account' is specified, the build must either (a) specify "
                                  "'build.logs_bucket', (b) use the REGIONAL_USER_OWNED_BUCKET "
                                  "build.options.default_logs_bucket_behavior option, or (c) use either "
@@ -452,7 +461,7 @@ class FakeGoogle:
                     build["finishTime"] = _now()
                     if self.build_status == "SUCCESS":
                         build["results"] = {"images": [
-                            {"name": image, "digest": "sha256:" + f"{abs(hash(image)) % 10**12:064d}"}
+                            {"name": image, "digest": "sha256:" + hashlib.sha256(f"{bid}/{image}".encode()).hexdigest()}
                             for image in build.get("images", [])]}
                 else:
                     build["status"] = "WORKING"

@@ -94,3 +94,81 @@ def credentials(fake: FakeGoogle, endpoints, github_env):
 @pytest.fixture(scope="session")
 def tiny_spec() -> dict:
     return compile_tiny_spec()
+
+
+VERTEXAI_YML = """\
+project_id: demo-project
+region: europe-west4
+run_config:
+  image: europe-docker.pkg.dev/demo-project/kvc/demo:latest
+  root: gs://demo-bucket/pipelines
+  experiment_name: Demo Experiment
+  service_account: runner@demo-project.iam.gserviceaccount.com
+  network:
+    vpc: projects/123456789012/global/networks/ml-vpc
+  labels:
+    team: ml
+  schedules:
+    default_schedule:
+      cron_expression: "0 4 * * *"
+      timezone: Europe/Warsaw
+build:
+  region: europe-west4
+  service_account: builder@demo-project.iam.gserviceaccount.com
+"""
+
+REGISTRY = """\
+from kedro.pipeline import Pipeline, node
+
+
+def double(x):
+    return 2 * x
+
+
+def register_pipelines():
+    main = Pipeline([node(double, "params:x", "y", name="first"), node(double, "y", "z", name="second")])
+    return {"__default__": main, "training": main}
+"""
+
+
+@pytest.fixture
+def cloud_project(kedro_new_project: Path) -> Path:
+    """A real `kedro new` project with two nodes, a vertexai.yml, a Dockerfile, git metadata and local data."""
+    project = kedro_new_project
+    (project / "src" / "demo" / "pipeline_registry.py").write_text(REGISTRY)
+    (project / "conf" / "base" / "parameters.yml").write_text("x: 1\n")
+    (project / "conf" / "base" / "vertexai.yml").write_text(VERTEXAI_YML)
+    (project / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY . /app\n")
+    return project
+
+
+@pytest.fixture
+def cli_env(fake: FakeGoogle, storage_emulator: str, github_env: dict[str, str]) -> dict[str, str]:
+    """Environment that points the real CLI at the fakes and authenticates through WIF + impersonation."""
+    env = dict(github_env)
+    for service in ("VERTEX", "CLOUDBUILD", "STS", "IAMCREDENTIALS"):
+        env[f"KEDRO_VERTEX_CI_{service}_ENDPOINT"] = fake.url
+    env["KEDRO_VERTEX_CI_STORAGE_ENDPOINT"] = storage_emulator
+    env["KEDRO_VERTEX_CI_WORKLOAD_IDENTITY_PROVIDER"] = fake.provider_name
+    env["KEDRO_VERTEX_CI_SERVICE_ACCOUNT"] = SERVICE_ACCOUNT
+    env["KEDRO_VERTEX_CI_POLL_SECONDS"] = "0"
+    env["GOOGLE_CLOUD_PROJECT"] = PROJECT
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = ""
+    return env
+
+
+@pytest.fixture
+def bucket(storage_emulator: str):
+    """Create a bucket in the emulator; returns a function name -> google.cloud.storage.Bucket."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": storage_emulator})
+
+    def make(name: str):
+        existing = client.lookup_bucket(name)
+        return existing or client.create_bucket(name)
+
+    make.client = client
+    return make
