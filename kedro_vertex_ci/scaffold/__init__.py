@@ -1,0 +1,1 @@
+"""Files ``init`` writes into a user's project."""
