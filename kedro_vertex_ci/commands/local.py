@@ -140,7 +140,7 @@ def run_local(  # noqa: PLR0913 - one parameter per option
     from rich.console import Console
 
     from ..errors import StepFailed
-    from ..local.progress import print_failures, progress_for, summary_table
+    from ..local.progress import print_failures, print_summary, progress_for
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
@@ -165,7 +165,7 @@ def run_local(  # noqa: PLR0913 - one parameter per option
     console = Console(highlight=False)
     with progress_for(console, [t.name for t in graph.tasks]) as progress:
         result = run_spec(spec, step_runner, options, observer=progress)
-    console.print(summary_table(result))
+    print_summary(console, result)
     if not result.succeeded:
         print_failures(console, result)
         names = ", ".join(s.name for s in result.failed) or "none (stopped)"

@@ -118,21 +118,37 @@ def summary_table(result: RunResult) -> Table:
     verdict = "[green]succeeded[/]" if result.succeeded else "[bold red]failed[/]"
     table = Table(
         title=f"run-local {result.pipeline}: {verdict} in {format_duration(result.duration)}",
-        caption=f"run id {result.run_id} · job {result.job_name} · {result.runner} runner · root {result.pipeline_root}",
         title_justify="left",
-        caption_justify="left",
     )
-    table.add_column("step")
-    table.add_column("state")
-    table.add_column("duration", justify="right")
+    table.add_column("step", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("log / reason", overflow="fold")
     for step in result.steps:
         mark, style = _STYLE[step.state]
-        detail = str(step.log) if step.state is not State.SKIPPED and step.log else step.reason
+        detail = (
+            _relative(step.log, result.run_dir)
+            if step.state is not State.SKIPPED and step.log
+            else step.reason
+        )
         table.add_row(
             step.name, Text(f"{mark} {step.state.value}", style=style), format_duration(step.duration), detail
         )
     return table
+
+
+def print_summary(console: Console, result: RunResult) -> None:
+    """The summary table, then where everything is (not as a caption: long paths must not wrap)."""
+    console.print(summary_table(result))
+    console.print(f"run id {result.run_id} · job {result.job_name} · {result.runner} runner", soft_wrap=True)
+    console.print(f"logs: {result.run_dir / 'logs'}", soft_wrap=True)
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
 
 
 def log_tail(path: Path | None, lines: int = 30) -> str:
@@ -150,7 +166,9 @@ def log_tail(path: Path | None, lines: int = 30) -> str:
 def print_failures(console: Console, result: RunResult, lines: int = 30) -> None:
     """For each failed step: its name, why, where the full log is, and the tail of that log."""
     for step in result.failed:
-        console.print(f"[bold red]Step {step.name} failed[/] ({step.reason}); full log: {step.log}")
+        console.print(
+            f"[bold red]Step {step.name} failed[/] ({step.reason}); full log: {step.log}", soft_wrap=True
+        )
         tail = log_tail(step.log, lines)
         if tail:
             console.rule(f"last {lines} lines of {step.name}.log", style="red")

@@ -1,0 +1,3 @@
+"""spaceflights_lite"""
+
+__version__ = "0.1"
