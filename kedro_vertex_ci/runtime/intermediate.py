@@ -6,7 +6,7 @@ is a local folder or any fsspec URL (``gs://bucket/prefix`` through gcsfs). The 
 :mod:`kedro_vertex_ci.runtime.codec` (cloudpickle + zstd).
 
 Writes are atomic: the data goes to a temp name next to the target and is then renamed (``os.replace``
-locally; a server-side copy + delete on object stores), so a step that fails or is killed half-way never
+locally; a server-side copy + delete of the temp object on object stores), so a step that fails or is killed half-way never
 leaves a readable half file under the final name.
 
 Dataset names are escaped to one safe path component (percent-encoding of everything outside
@@ -150,7 +150,8 @@ def _filesystem(url: str) -> tuple[Any, str]:
 
     options: dict[str, Any] = {}
     if url.startswith(("gs://", "gcs://")) and os.environ.get("STORAGE_EMULATOR_HOST"):
-        options["token"] = "anon"  # an emulator takes no credentials; looking for some could probe the network
+        # An emulator takes no credentials, and looking for some could probe the metadata server.
+        options["token"] = "anon"
     fs, path = fsspec.core.url_to_fs(url, **options)
     return fs, path
 
@@ -184,13 +185,15 @@ def _write_remote(url: str, data: Any) -> None:
     try:
         codec.dump(data, out)
         out.close()
-        fs.mv(temp, path)
+        # Server-side copy, then delete: the target appears whole. Not fs.mv — gcsfs first tries the
+        # moveTo API, which emulators answer 501 to after ~30 s of retries.
+        fs.copy(temp, path)
+        fs.rm(temp)
     except BaseException:
         if not out.closed and hasattr(out, "discard"):
             out.discard()
         try:
-            if fs.exists(temp):
-                fs.rm(temp)
-        except Exception:  # noqa: BLE001 — the original error matters more than cleanup
+            fs.rm_file(temp)  # not guarded by fs.exists: its listing cache may predate the upload
+        except Exception:  # noqa: BLE001 — absent already, or cleanup failed: the original error matters
             pass
         raise

@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 STEP = str(BIN / "kedro-vertex-ci")
 BUCKET = "kvc-runtime-test"
 
-NODES = '''
+NODES = """
 import time
 
 
@@ -54,9 +54,9 @@ def sleep_forever(xs):
 
 def boom(xs):
     raise RuntimeError("boom from a user node")
-'''
+"""
 
-PIPELINES = '''
+PIPELINES = """
 from kedro.pipeline import Pipeline, node
 
 from .nodes import boom, double, make, mutate_and_sum, report, sleep_forever, total
@@ -73,7 +73,7 @@ def register_pipelines():
     inside = Pipeline(
         [
             node(make, "params:n", "a", name="make"),
-            node(mutate_and_sum, "a", "a_sum", name="mutate"),
+            node(mutate_and_sum, "a", "a_sum", name="a_mutate"),  # runs before double: Kedro orders ties by name
             node(double, "a", "b", name="double"),
             node(total, ["a", "b"], "result", name="total"),
         ]
@@ -94,7 +94,7 @@ def register_pipelines():
         ]
     )
     return {"__default__": chain, "inside": inside, "odd": odd, "misc": misc}
-'''
+"""
 
 HOOKS = '''
 import os
@@ -113,16 +113,16 @@ class CountKedroStarts:
                 out.write(f"{os.getpid()}\\n")
 '''
 
-SETTINGS = '''
+SETTINGS = """
 from rtdemo.hooks import CountKedroStarts
 
 HOOKS = (CountKedroStarts(),)
 # kedro-mlflow is installed in the dev venv; its hooks would need an MLflow store this project lacks.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
-'''
+"""
 
-CATALOG = '''
+CATALOG = """
 result:
   type: json.JSONDataset
   filepath: data/${vertex:run_id}/result.json
@@ -130,19 +130,30 @@ result:
 report:
   type: json.JSONDataset
   filepath: data/report-${vertex:job_name}-${vertex:commit_id}.json
-'''
+"""
 
-PARAMETERS = '''
+PARAMETERS = """
 n: 4
 label: from-yaml
 tag: "${vertex:run_id}|${vertex:job_name}|${vertex:commit_id}|${vertex:branch_name}|${vertex:team,ds}"
 status: ${vertex:pipeline_status}
-'''
+"""
 
 
 def _kedro_new(parent: Path) -> Path:
     subprocess.run(
-        [str(BIN / "kedro"), "new", "--name", "rtdemo", "--tools", "none", "--example", "n", "--telemetry", "no"],
+        [
+            str(BIN / "kedro"),
+            "new",
+            "--name",
+            "rtdemo",
+            "--tools",
+            "none",
+            "--example",
+            "n",
+            "--telemetry",
+            "no",
+        ],
         cwd=parent,
         check=True,
         capture_output=True,
@@ -196,7 +207,15 @@ def gcs_emulator() -> Iterator[str]:
     """gcp-storage-emulator on a free loopback port with bucket :data:`BUCKET`; yields its base URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        [
+            str(BIN / "gcp-storage-emulator"),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -227,5 +246,7 @@ def _create_bucket(url: str, bucket: str) -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": url})
+    client = storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+    )
     client.create_bucket(bucket)

@@ -50,11 +50,23 @@ def test_three_steps_pass_memory_datasets_through_files_with_one_kedro_start_eac
 def test_dataset_used_inside_the_step_and_downstream_is_written_and_shared_in_memory(rt_project, tmp_path):
     root = tmp_path / "root"
     run = _run_args("run-inside", root)
-    # ``a`` feeds ``mutate`` (which appends to its input in place) and ``double`` inside the step, and
+    # ``a`` feeds ``a_mutate`` (which appends to its input in place) and ``double`` inside the step, and
     # ``total`` in the next step; ``b`` is consumed only downstream.
     first = step(
-        rt_project, "--pipeline", "inside", "--node", "make", "--node", "mutate", "--node", "double",
-        *run, "--write", "a", "--write", "b",
+        rt_project,
+        "--pipeline",
+        "inside",
+        "--node",
+        "make",
+        "--node",
+        "a_mutate",
+        "--node",
+        "double",
+        *run,
+        "--write",
+        "a",
+        "--write",
+        "b",
     )
     _ok(first)
     assert _load(root, "run-inside", "a") == [0, 1, 2, 3]
@@ -76,15 +88,28 @@ def test_free_memory_inputs_are_supplied_from_the_root_without_read_flags(rt_pro
 
 
 def test_cli_parameters_override_parameters_yml_and_run_values_resolve(rt_project, tmp_path):
-    env = {"KEDRO_CONFIG_COMMIT_ID": "abc123", "KEDRO_CONFIG_BRANCH_NAME": "feature-x", "KEDRO_CONFIG_TEAM": "ml"}
+    env = {
+        "KEDRO_CONFIG_COMMIT_ID": "abc123",
+        "KEDRO_CONFIG_BRANCH_NAME": "feature-x",
+        "KEDRO_CONFIG_TEAM": "ml",
+    }
     result = step(
-        rt_project, "--pipeline", "misc", "--node", "report", *_run_args("run-p", tmp_path, job="job-p"),
-        "--param", "label=it's \"quoted\" & spaced", "--param-json", "n=3", env=env,
+        rt_project,
+        "--pipeline",
+        "misc",
+        "--node",
+        "report",
+        *_run_args("run-p", tmp_path, job="job-p"),
+        "--param",
+        'label=it\'s "quoted" & spaced',
+        "--param-json",
+        "n=3",
+        env=env,
     )
     _ok(result)
     report = json.loads((rt_project / "data" / "report-job-p-abc123.json").read_text())
     assert report == {
-        "label": "it's \"quoted\" & spaced",
+        "label": 'it\'s "quoted" & spaced',
         "n": 3,
         "tag": "run-p|job-p|abc123|feature-x|ml",
         "status": "unknown",
@@ -93,12 +118,24 @@ def test_cli_parameters_override_parameters_yml_and_run_values_resolve(rt_projec
 
 def test_run_values_fall_back_to_defaults_and_on_exit_status_is_visible(rt_project, tmp_path):
     result = step(
-        rt_project, "--pipeline", "misc", "--node", "report", *_run_args("run-exit", tmp_path, job="job-exit"),
-        "--on-exit", "--status", "FAILED",
+        rt_project,
+        "--pipeline",
+        "misc",
+        "--node",
+        "report",
+        *_run_args("run-exit", tmp_path, job="job-exit"),
+        "--on-exit",
+        "--status",
+        "FAILED",
     )
     _ok(result)
     report = json.loads((rt_project / "data" / "report-job-exit-dirty.json").read_text())
-    assert report == {"label": "from-yaml", "n": 4, "tag": "run-exit|job-exit|dirty|dirty|ds", "status": "FAILED"}
+    assert report == {
+        "label": "from-yaml",
+        "n": 4,
+        "tag": "run-exit|job-exit|dirty|dirty|ds",
+        "status": "FAILED",
+    }
 
 
 def test_runs_are_isolated_by_run_id(rt_project, tmp_path):
@@ -113,7 +150,9 @@ def test_runs_are_isolated_by_run_id(rt_project, tmp_path):
 
 def test_missing_intermediate_input_names_dataset_run_and_root(rt_project, tmp_path):
     root = tmp_path / "root"
-    result = step(rt_project, "--node", "double", *_run_args("never-ran", root), "--read", "a", "--write", "b")
+    result = step(
+        rt_project, "--node", "double", *_run_args("never-ran", root), "--read", "a", "--write", "b"
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     line = _last_line(result.stderr)
@@ -125,8 +164,20 @@ def test_odd_dataset_names_map_to_safe_file_names(rt_project, tmp_path):
     root = tmp_path / "root"
     run = _run_args("run-odd", root)
     _ok(step(rt_project, "--pipeline", "odd", "--node", "make_odd", *run, "--write", "odd:set/x"))
-    _ok(step(rt_project, "--pipeline", "odd", "--node", "double_odd", *run, "--read", "odd:set/x",
-             "--write", "ns.odd/y"))
+    _ok(
+        step(
+            rt_project,
+            "--pipeline",
+            "odd",
+            "--node",
+            "double_odd",
+            *run,
+            "--read",
+            "odd:set/x",
+            "--write",
+            "ns.odd/y",
+        )
+    )
     _ok(step(rt_project, "--pipeline", "odd", "--node", "total_odd", *run))
     names = sorted(p.name for p in (root / "kedro-vertex-ci" / "run-odd").iterdir())
     assert names == ["ns.odd%2Fy.bin", "odd%3Aset%2Fx.bin"]
@@ -134,8 +185,16 @@ def test_odd_dataset_names_map_to_safe_file_names(rt_project, tmp_path):
 
 
 def test_user_node_error_shows_its_traceback_and_a_one_line_summary(rt_project, tmp_path):
-    result = step(rt_project, "--pipeline", "misc", "--node", "make_s", "--node", "boom",
-                  *_run_args("run-boom", tmp_path))
+    result = step(
+        rt_project,
+        "--pipeline",
+        "misc",
+        "--node",
+        "make_s",
+        "--node",
+        "boom",
+        *_run_args("run-boom", tmp_path),
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "boom from a user node" in result.stderr
     assert _last_line(result.stderr) == (
@@ -161,8 +220,18 @@ def test_arguments_that_do_not_fit_the_project_are_one_line_errors(rt_project, t
 
 def test_timeout_stops_the_step_cleanly(rt_project, tmp_path):
     started = time.monotonic()
-    result = step(rt_project, "--pipeline", "misc", "--node", "make_s", "--node", "sleep",
-                  *_run_args("run-slow", tmp_path), "--timeout", "2")
+    result = step(
+        rt_project,
+        "--pipeline",
+        "misc",
+        "--node",
+        "make_s",
+        "--node",
+        "sleep",
+        *_run_args("run-slow", tmp_path),
+        "--timeout",
+        "2",
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 124
     assert _last_line(result.stderr) == "kedro-vertex-ci step: error: step timed out after 2 s (--timeout 2)"
@@ -180,8 +249,14 @@ def test_steps_pass_datasets_through_gcs(rt_project, tmp_path, gcs_emulator):
     _ok(step(rt_project, "--node", "double", *run, "--read", "a", "--write", "b", env=env))
     _ok(step(rt_project, "--node", "total", *run, "--read", "a", "--read", "b", env=env))
 
-    client = storage.Client(project="test", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": gcs_emulator})
-    names = sorted(blob.name for blob in client.list_blobs(BUCKET, prefix="pipeline-root/kedro-vertex-ci/run-gs/"))
-    assert names == ["pipeline-root/kedro-vertex-ci/run-gs/a.bin", "pipeline-root/kedro-vertex-ci/run-gs/b.bin"]
+    client = storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
+    )
+    names = sorted(
+        blob.name for blob in client.list_blobs(BUCKET, prefix="pipeline-root/kedro-vertex-ci/run-gs/")
+    )
+    assert names == [
+        "pipeline-root/kedro-vertex-ci/run-gs/a.bin",
+        "pipeline-root/kedro-vertex-ci/run-gs/b.bin",
+    ]
     assert json.loads((rt_project / "data" / "run-gs" / "result.json").read_text())["total"] == 18
