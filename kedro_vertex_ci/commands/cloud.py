@@ -96,7 +96,7 @@ def _run_labels(config: Any, identity: str, pipeline: str, project: Path, extra:
     from ..gcp import names
 
     git = names.git_context(os.environ, project)
-    own = names.labels({"kvc-project": identity, "kvc-pipeline": "default" if pipeline == "__default__"
+    own = names.labels({"kvc_project": identity, "kvc_pipeline": "default" if pipeline == "__default__"
                         else pipeline})
     return {**names.labels(dict(getattr(config.run_config, "labels", {}) or {})), **names.git_labels(git), **own,
             **extra}
@@ -366,7 +366,7 @@ def _rows(config: Any, identity: str, vertex: Any, limit: int) -> list[dict[str,
             rows.append({"kind": "schedule", "name": schedule["displayName"], "state": schedule.get("state"),
                          "cron": schedule.get("cron"), "next_run": schedule.get("nextRunTime"),
                          "resource": schedule["name"]})
-    label_filter = f'labels.kvc-project="{names.label_value(identity)}"'
+    label_filter = f'labels.kvc_project="{names.label_value(identity)}"'
     for job in vertex.list_jobs(label_filter, limit=limit):
         job_id = job["name"].rsplit("/", 1)[-1]
         seconds = duration_seconds(job)

@@ -15,15 +15,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from ..names import sanitize_label_value, sanitize_name
+
 JOB_ID_MAX = 128
 LABEL_MAX = 63
 SCHEDULE_NAME_MAX = 64
 
 
 def slug(text: str, limit: int = JOB_ID_MAX) -> str:
-    """Lowercase letters, digits and single dashes; never empty, at most ``limit`` characters."""
-    value = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "pipeline"
-    return _shorten(value, limit)
+    """Lowercase letters, digits and single dashes, starting with a letter; at most ``limit`` characters."""
+    return sanitize_name(text, max_length=limit)
 
 
 def _shorten(value: str, limit: int) -> str:
@@ -37,16 +38,12 @@ def _shorten(value: str, limit: int) -> str:
 def job_id(base: str, now: datetime, suffix: str) -> str:
     """``<slug>-<UTC timestamp>-<suffix>``: unique per submission, sortable, readable in the console."""
     stamp = now.strftime("%Y%m%d%H%M%S")
-    tail = f"-{stamp}-{slug(suffix, 8)}"
-    head = slug(base, JOB_ID_MAX - len(tail))
-    if not head[0].isalnum():
-        head = f"p{head}"
-    return f"{head}{tail}"
+    tail = f"-{stamp}-{re.sub(r'[^a-z0-9]', '', suffix.lower())[:8] or '0'}"
+    return f"{slug(base, JOB_ID_MAX - len(tail))}{tail}"
 
 
 def label_value(text: str) -> str:
-    value = re.sub(r"[^a-z0-9_-]+", "-", str(text).lower()).strip("-")
-    return _shorten(value, LABEL_MAX)
+    return sanitize_label_value(str(text))
 
 
 def label_key(text: str) -> str:

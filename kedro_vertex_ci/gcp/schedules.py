@@ -12,18 +12,11 @@ Cron expressions are validated here, before any network call.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
-
-_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
-_NAMES = {
-    3: {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())},
-    4: {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())},
-}
 
 
 @dataclass(frozen=True)
@@ -70,52 +63,24 @@ def resolve_settings(schedules: Any, pipeline: str, overrides: Mapping[str, Any]
 
 
 def normalize_cron(expression: str, timezone: str | None = None) -> tuple[str, str | None]:
-    """Validate a 5-field cron (optionally ``TZ=Area/City`` / ``CRON_TZ=`` prefixed) and a time zone."""
-    text = " ".join(str(expression).split())
-    prefix = re.match(r"^(?:CRON_)?TZ=(\S+)\s+(.*)$", text)
-    if prefix:
-        if timezone and timezone != prefix.group(1):
-            raise ConfigError(f"cron {expression!r} says TZ={prefix.group(1)} but the timezone is {timezone}; "
-                              f"give the time zone once")
-        timezone, text = prefix.group(1), prefix.group(2)
-    fields = text.split(" ")
-    if len(fields) != 5:
-        raise ConfigError(f"cron {expression!r} must have 5 fields (minute hour day-of-month month day-of-week), "
-                          f"got {len(fields)}")
-    for index, value in enumerate(fields):
-        _check_field(expression, index, value)
+    """Validate a 5-field cron (optionally ``TZ=Area/City`` / ``CRON_TZ=`` prefixed) and a time zone.
+
+    Returns the bare cron and the one time zone (prefix or argument; both given must agree).
+    """
+    from ..cron import split_timezone, validate_cron
+
+    prefix, text = split_timezone(" ".join(str(expression).split()))
+    if prefix and timezone and timezone != prefix:
+        raise ConfigError(f"cron {expression!r} says TZ={prefix} but the timezone is {timezone}; "
+                          f"give the time zone once")
+    try:
+        validate_cron(text)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    timezone = prefix or timezone
     if timezone:
         _check_timezone(timezone)
     return text, timezone
-
-
-def _check_field(expression: str, index: int, value: str) -> None:
-    name, low, high = _FIELDS[index]
-    for part in value.split(","):
-        base, _, step = part.partition("/")
-        if step and (not step.isdigit() or int(step) == 0):
-            raise ConfigError(f"cron {expression!r}: {name} step {step!r} must be a positive number")
-        if base == "*":
-            continue
-        bounds = base.split("-")
-        if len(bounds) > 2:
-            raise ConfigError(f"cron {expression!r}: {name} {part!r} is not a value or range")
-        numbers = [_cron_number(expression, index, bound) for bound in bounds]
-        for number in numbers:
-            if not low <= number <= high:
-                raise ConfigError(f"cron {expression!r}: {name} {number} is outside {low}-{high}")
-        if len(numbers) == 2 and numbers[0] > numbers[1]:
-            raise ConfigError(f"cron {expression!r}: {name} range {base!r} runs backwards")
-
-
-def _cron_number(expression: str, index: int, text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    named = _NAMES.get(index, {}).get(text.upper())
-    if named is None:
-        raise ConfigError(f"cron {expression!r}: {_FIELDS[index][0]} {text!r} is not a number"
-                          + (" or name" if index in _NAMES else ""))
-    return named
 
 
 def _check_timezone(timezone: str) -> None:

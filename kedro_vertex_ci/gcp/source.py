@@ -31,12 +31,18 @@ _SCAN_LIMIT = 64 * 1024
 
 @dataclass(frozen=True)
 class _Rule:
-    regex: re.Pattern[str]
+    itself: re.Pattern[str]  # the path is what the pattern names
+    inside: re.Pattern[str]  # the path lies inside a folder the pattern names
     negate: bool
     dir_only: bool
 
+    def matches(self, relative: str, is_dir: bool) -> bool:
+        if self.inside.match(relative):
+            return True
+        return (is_dir or not self.dir_only) and bool(self.itself.match(relative))
 
-def _to_regex(pattern: str, anchored: bool) -> re.Pattern[str]:
+
+def _to_regex(pattern: str, anchored: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
     out = ""
     index = 0
     while index < len(pattern):
@@ -52,7 +58,7 @@ def _to_regex(pattern: str, anchored: bool) -> re.Pattern[str]:
         out += {"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char))
         index += 1
     prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(f"^{prefix}{out}(?:/.*)?$")
+    return re.compile(f"^{prefix}{out}$"), re.compile(f"^{prefix}{out}/.*$")
 
 
 class IgnoreRules:
@@ -73,14 +79,12 @@ class IgnoreRules:
             if line.startswith("./"):
                 line = line[2:]
             if line:
-                self.rules.append(_Rule(_to_regex(line, anchored), negate, dir_only))
+                self.rules.append(_Rule(*_to_regex(line, anchored), negate, dir_only))
 
     def excluded(self, relative: str, is_dir: bool) -> bool:
         verdict = False
         for rule in self.rules:
-            if rule.dir_only and not is_dir and not rule.regex.pattern.endswith("(?:/.*)?$"):
-                continue
-            if rule.regex.match(relative):
+            if rule.matches(relative, is_dir):
                 verdict = not rule.negate
         return verdict
 

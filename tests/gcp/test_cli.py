@@ -47,8 +47,8 @@ def test_run_once_submits_the_compiled_spec_with_identity_network_and_git_labels
     assert body["network"] == "projects/123456789012/global/networks/ml-vpc"
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://demo-bucket/pipelines"
     assert body["labels"] == {"team": "ml", "git-sha": "0123456789abcdef0123456789abcdef01234567",
-                              "git-branch": "feature-fast-compile", "kvc-project": "demo-experiment",
-                              "kvc-pipeline": "default", "owner": "data-team"}
+                              "git-branch": "feature-fast-compile", "kvc_project": "demo-experiment",
+                              "kvc_pipeline": "default", "owner": "data-team"}
     assert body["pipelineSpec"]["deploymentSpec"]["executors"]
     console = f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/{job_id}?project={PROJECT}"
     assert console in result.output
@@ -104,12 +104,12 @@ def test_schedule_twice_keeps_one_schedule_per_project_and_pipeline(fake, cli_en
     train, = fake.active_schedules("kvc-demo-experiment-training")
     assert train["cron"] == "TZ=America/New_York 0 1 * * *"
     job = default["createPipelineJobRequest"]["pipelineJob"]
-    assert job["labels"]["kvc-pipeline"] == "default" and job["serviceAccount"].startswith("runner@")
+    assert job["labels"]["kvc_pipeline"] == "default" and job["serviceAccount"].startswith("runner@")
 
 
 def test_invalid_cron_is_rejected_before_any_call(fake, cli_env, cloud_project):
     result = _invoke(cloud_project, cli_env, "schedule", "--cron", "0 25 * * *")
-    assert result.exit_code == 2 and "hour 25 is outside 0-23" in result.output
+    assert result.exit_code == 2 and "25 is outside 0-23" in result.output
     assert not fake.requests
 
 
@@ -194,7 +194,7 @@ def test_list_pipelines_shows_schedules_and_runs(fake, cli_env, cloud_project):
     run = next(r for r in rows if r["kind"] == "run")
     assert run["link"].startswith("https://console.cloud.google.com/vertex-ai/locations/")
     listing = [r for r in fake.calls("GET", "pipelineJobs$")]
-    assert listing[-1].query["filter"] == ['labels.kvc-project="demo-experiment"']
+    assert listing[-1].query["filter"] == ['labels.kvc_project="demo-experiment"']
     table = _invoke(cloud_project, cli_env, "list-pipelines")
     assert "KIND" in table.output and "kvc-demo-experiment-default" in table.output
 
