@@ -63,8 +63,14 @@ class Cloud(Protocol):
     def schedule(self, compiled: Any, *, cron: str | None) -> Scheduled: ...
 
 
-def connect_gcp(target: CloudTarget, config: Any, environ: Mapping[str, str], mask: Callable[[str], None]) -> Cloud:
+def connect_gcp(
+    target: CloudTarget,
+    config: Any,
+    environ: Mapping[str, str],
+    mask: Callable[[str], None],
+    log: Callable[[str], None],
+) -> Cloud:
     """Authenticate (WIF from the job's OIDC token, or a credentials file) and return the real cloud."""
     from .gcp_cloud import GcpCloud  # google libraries load only when a cloud call is really made
 
-    return GcpCloud.connect(target, config, environ, mask)
+    return GcpCloud.connect(target, config, environ, mask, log)

@@ -28,7 +28,7 @@ OUTPUT_NAMES = ("image-digest", "job-id", "run-url", "schedule-name", "spec-path
 SPEC_FOLDER = ".kedro-vertex-ci"
 
 CompileFn = Callable[..., Any]
-ConnectFn = Callable[[CloudTarget, Any, Mapping[str, str], Callable[[str], None]], Cloud]
+ConnectFn = Callable[[CloudTarget, Any, Mapping[str, str], Callable[[str], None], Callable[[str], None]], Cloud]
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
         return _finish(state)
     if plan.operation == COMPILE:
         return _finish(state)
-    cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask)
+    cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask, runner.log)
     _connect_github(state, environ)
     if plan.build:
         with runner.group("Build the image with Cloud Build"):

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The Google fakes, storage emulator and `kedro new` project of the Google Cloud tier, shared as fixtures.
+from tests.gcp.conftest import bucket, cloud_project, fake, storage_emulator  # noqa: F401
+
 EVENTS = Path(__file__).parent / "events"
 GITHUB_TOKEN = "ghs_fakeTokenForTests0123456789abcdefXYZ"
 OIDC_TOKEN = "oidc-request-token-never-printed-7f3a"
@@ -33,6 +36,7 @@ def runner_env(case: str, workspace: Path, *, oidc: bool = True, api_url: str = 
         "GITHUB_REF": ref,
         "GITHUB_SHA": sha or payload.get("after", "f" * 40),
         "GITHUB_HEAD_REF": head_ref,
+        "GITHUB_REF_NAME": ref.removeprefix("refs/heads/").removeprefix("refs/pull/"),
         "GITHUB_REPOSITORY": "acme/spaceflights",
         "GITHUB_SERVER_URL": "https://github.com",
         "GITHUB_API_URL": api_url,

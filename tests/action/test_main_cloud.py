@@ -1,0 +1,184 @@
+"""The action end to end against the loopback fakes: Google (STS, IAM, OIDC, Cloud Build, Vertex), the
+storage emulator and a fake GitHub API, on a real `kedro new` project, one recorded payload per event."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from action.main import run
+from tests.fakes.github_api import FakeGitHub
+from tests.fakes.google import OIDC_REQUEST_TOKEN, FakeGoogle
+from tests.gcp.conftest import SERVICE_ACCOUNT
+
+from .conftest import GITHUB_TOKEN, read_outputs, runner_env
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub(GITHUB_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def action_env(fake: FakeGoogle, storage_emulator: str, github: FakeGitHub, cloud_project: Path, bucket
+               ) -> Callable[..., dict[str, str]]:
+    """Runner variables for one event, pointed at the fakes; the project lives in a workspace subfolder."""
+    bucket("demo-bucket")
+
+    def make(case: str, **inputs: str) -> dict[str, str]:
+        env = runner_env(
+            case, cloud_project.parent, api_url=github.url, working_directory=cloud_project.name,
+            requirements="", workload_identity_provider=fake.provider_name, service_account=SERVICE_ACCOUNT,
+            **inputs,
+        )
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = fake.oidc_url
+        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = OIDC_REQUEST_TOKEN
+        for service in ("VERTEX", "CLOUDBUILD", "STS", "IAMCREDENTIALS"):
+            env[f"KEDRO_VERTEX_CI_{service}_ENDPOINT"] = fake.url
+        env["KEDRO_VERTEX_CI_STORAGE_ENDPOINT"] = storage_emulator
+        env["KEDRO_VERTEX_CI_POLL_SECONDS"] = "0"
+        env["GOOGLE_CLOUD_PROJECT"] = "demo-project"
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = ""
+        return env
+
+    return make
+
+
+def run_action(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    stream = io.StringIO()
+    code = run(dict(os.environ), stream=stream)
+    return code, stream.getvalue()
+
+
+def assert_no_secret(text: str, fake: FakeGoogle) -> None:
+    secrets = [*fake.issued_tokens, OIDC_REQUEST_TOKEN, GITHUB_TOKEN]
+    assert fake.issued_tokens  # the exchange really happened
+    for line in text.splitlines():
+        if not line.startswith("::add-mask::"):
+            assert not any(secret in line for secret in secrets), line
+
+
+def images_in(spec: dict) -> set[str]:
+    return {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+
+
+def test_pull_request_builds_runs_once_and_keeps_one_comment(action_env, fake, github, monkeypatch) -> None:
+    env = action_env("pull_request")
+    code, log = run_action(env, monkeypatch)
+    assert code == 0, log
+    outputs = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert outputs["image-digest"].startswith("sha256:") and outputs["job-id"]
+    assert outputs["run-url"] == (
+        f"https://console.cloud.google.com/vertex-ai/locations/europe-west4/pipelines/runs/{outputs['job-id']}"
+        "?project=demo-project"
+    )
+    build = fake.calls("POST", "builds")[0].json
+    assert any(f":{'4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e'}" in tag for tag in build["images"])
+    job = fake.calls("POST", "pipelineJobs")[0].json
+    assert images_in(job["pipelineSpec"]) == {f"europe-docker.pkg.dev/demo-project/kvc/demo@{outputs['image-digest']}"}
+    assert job["labels"]["github-pr"] == "17" and job["labels"]["git-sha"] == "4f2c1a9be3d8"
+    assert job["serviceAccount"] == "runner@demo-project.iam.gserviceaccount.com"
+    comments = github.state.comments[17]
+    assert len(comments) == 1
+    body = comments[0]["body"]
+    assert body.startswith("<!-- kedro-vertex-ci pipeline=__default__ project=")
+    for expected in (outputs["run-url"], "cloud-build/builds", outputs["image-digest"], "| Steps | 2 |", "flowchart TD"):
+        assert expected in body
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "Submitted a run" in summary and outputs["run-url"] in summary and "```mermaid" in summary
+    assert "::group::Build the image with Cloud Build" in log
+    assert_no_secret(log + summary + body, fake)
+
+    # the next push to the PR updates the same comment in place
+    code, log = run_action(action_env("pull_request", wait="true"), monkeypatch)
+    assert code == 0, log
+    comments = github.state.comments[17]
+    assert len(comments) == 1 and "**PIPELINE_STATE_SUCCEEDED**" in comments[0]["body"]
+    assert [r.method for r in github.calls() if r.method != "GET"] == ["POST", "PATCH", "PATCH"]
+
+
+def test_push_to_a_branch_finds_its_pr_for_the_comment(action_env, fake, github, monkeypatch) -> None:
+    github.state.commit_pulls["4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e"] = [23]
+    code, log = run_action(action_env("push_branch", build="false"), monkeypatch)
+    assert code == 0, log
+    assert not fake.calls("POST", "builds")  # build: false
+    assert len(fake.calls("POST", "pipelineJobs")) == 1
+    assert len(github.state.comments[23]) == 1
+    assert any(r.path.endswith("/commits/4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e/pulls") for r in github.calls("GET"))
+
+
+def test_push_to_main_replaces_the_schedule(action_env, fake, github, monkeypatch) -> None:
+    for _ in range(2):
+        env = action_env("push_main", cron="0 6 * * 1")
+        code, log = run_action(env, monkeypatch)
+        assert code == 0, log
+    assert not fake.calls("POST", "pipelineJobs")
+    active = fake.active_schedules()
+    assert len(active) == 1 and active[0]["cron"].endswith("0 6 * * 1")
+    outputs = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert outputs["schedule-name"] == active[0]["name"] and outputs["job-id"] == ""
+    assert not github.calls()  # no PR, no comment
+    spec = active[0]["createPipelineJobRequest"]["pipelineJob"]["pipelineSpec"]
+    assert all("@sha256:" in image for image in images_in(spec))
+
+
+def test_workflow_dispatch_runs_once_with_params(action_env, fake, github, monkeypatch) -> None:
+    code, log = run_action(action_env("workflow_dispatch", build="false", params="x=5"), monkeypatch)
+    assert code == 0, log
+    spec = fake.calls("POST", "pipelineJobs")[0].json["pipelineSpec"]
+    defaults = {k: v.get("defaultValue") for k, v in spec["root"]["inputDefinitions"]["parameters"].items()}
+    assert 5 in defaults.values() or 5.0 in defaults.values(), defaults
+    assert not github.calls()
+
+
+def test_fork_pr_never_reaches_the_cloud(action_env, fake, github, monkeypatch) -> None:
+    env = action_env("pull_request_fork")
+    del env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+    monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL", raising=False)
+    monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", raising=False)
+    code, log = run_action(env, monkeypatch)
+    assert code == 0, log
+    assert not fake.requests and not github.calls()
+    assert "compiled and validated only" in log
+
+
+def test_a_failed_run_with_wait_fails_the_step_and_says_so(action_env, fake, github, monkeypatch) -> None:
+    fake.job_states = ["PIPELINE_STATE_PENDING", "PIPELINE_STATE_FAILED"]
+    code, log = run_action(action_env("pull_request", build="false", wait="true"), monkeypatch)
+    assert code == 1
+    assert "::error title=Vertex run failed::the pipeline run ended PIPELINE_STATE_FAILED" in log
+    assert "**PIPELINE_STATE_FAILED**" in github.state.comments[17][0]["body"]
+
+
+def test_two_runs_racing_on_one_pr_leave_one_comment(action_env, fake, github) -> None:
+    """Two real action processes on the same PR, listing comments in lockstep (the create/create race)."""
+    github.state.list_barrier = threading.Barrier(2, timeout=120)
+    env = {**os.environ, **action_env("pull_request", build="false"), "PYTHONPATH": str(REPO)}
+    procs = []
+    for index in range(2):
+        run_env = {**env, "GITHUB_OUTPUT": f"{env['GITHUB_OUTPUT']}.{index}",
+                   "GITHUB_STEP_SUMMARY": f"{env['GITHUB_STEP_SUMMARY']}.{index}"}
+        procs.append(subprocess.Popen([sys.executable, "-P", "-m", "action"], env=run_env, cwd=env["GITHUB_WORKSPACE"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], logs
+    assert len(fake.calls("POST", "pipelineJobs")) == 2
+    assert len(github.calls("POST")) == 2  # both created one: the race happened
+    assert len(github.state.comments[17]) == 1
+    job_ids = {read_outputs(Path(f"{env['GITHUB_OUTPUT']}.{i}"))["job-id"] for i in range(2)}
+    assert any(job_id in github.state.comments[17][0]["body"] for job_id in job_ids)
+    for log in logs:
+        assert_no_secret(log, fake)
