@@ -1,0 +1,817 @@
+"""The measures of issue 6, one function each. Every function runs at any size, so the smoke test can run
+it tiny; each side of a comparison is a whole process started the way a user (or Vertex) starts it.
+
+A side that cannot run yields a string cell instead of numbers: ``baseline not installed`` when
+kedro-vertexai's venv is missing, ``not measured yet (...)`` when our entry point does not exist yet, and
+``failed: ...`` when a command exits non-zero. Numbers are never made up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kedro_vertex_ci.testing import make_project
+
+from .procs import (
+    BENCH,
+    NOT_INSTALLED,
+    REPO,
+    MeasureError,
+    ProcResult,
+    Repeats,
+    Stats,
+    Tools,
+    bench_env,
+    checked,
+    last_lines,
+    repeat,
+    run_process,
+    with_path,
+)
+
+Cell = Any  # Stats | float | int | str
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+
+
+@dataclass
+class Measure:
+    """The outcome of one measure: tables for the report, notes, and the raw numbers for JSON."""
+
+    key: str
+    title: str
+    goal: str
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+OURS_CONFIG: dict[str, Any] = {
+    "project_id": "bench-project",
+    "region": "europe-west1",
+    "run_config": {
+        "image": "bench-image:latest",
+        "root": "gs://bench-bucket/pipelines",
+        "experiment_name": "bench",
+        "grouping": {"cls": "identity"},
+        "resources": {"__default__": {"cpu": "1", "memory": "2048Mi"}},
+    },
+}
+
+# kedro-vertexai 1.0.0's own `init` output fails its own validation; the bench repairs exactly these lines
+# and refuses to go on if one of them is not found (so a changed template cannot slip through silently).
+THEIR_TEMPLATE_FIXES: tuple[tuple[str, str, str], ...] = (
+    (r"(?m)^(\s*experiment_name:).*$", r'\1 ""', 'experiment_name "": else compile needs Google credentials'),
+    (r"(?m)^(\s*cpu:) 8$", r'\1 "8"', 'cpu: 8 → "8" (must be a string)'),
+    (r"(?m)^(\s*gpu:) 1$", r'\1 "1"', 'gpu: 1 → "1" (must be a string)'),
+    (r"(?m)^(\s*max_run_count:) none$", r"\1 null", "max_run_count: none → null"),
+)
+
+
+def _failed(error: Exception) -> str:
+    """The cell shown instead of a number when a command failed."""
+    return f"failed: {error}"
+
+
+def _kvc(tools: Tools) -> Path:
+    return tools.ours / "kedro-vertex-ci"
+
+
+def missing_command(tools: Tools, command: str) -> str | None:
+    """``None`` when ``kedro-vertex-ci COMMAND`` exists, else the "not measured yet" reason."""
+    exe = _kvc(tools)
+    if not exe.exists():
+        return f"not measured yet (no {exe})"
+    result = subprocess.run(
+        [str(exe), command, "--help"], capture_output=True, text=True, env=bench_env(), timeout=120
+    )
+    if result.returncode != 0:
+        return f"not measured yet (kedro-vertex-ci has no '{command}' command)"
+    return None
+
+
+def _ours_env(tools: Tools, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    return with_path(tools.ours, bench_env(extra))
+
+
+def _theirs_env(tools: Tools, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    assert tools.theirs is not None
+    return with_path(tools.theirs, bench_env(extra))
+
+
+def their_config(tools: Tools, work: Path) -> str:
+    """kedro-vertexai's own ``init`` output with the repairs of :data:`THEIR_TEMPLATE_FIXES` (cached)."""
+    cached = work / "kvai-vertexai.yml"
+    if cached.exists():
+        return cached.read_text()
+    scratch = make_project(work / "kvai-init", "kvaiinit", "chain", 1)
+    result = run_process(
+        [str(tools.theirs / "kedro"), "vertexai", "init", "bench-project", "europe-west1"],
+        scratch,
+        _theirs_env(tools),
+        timeout=300,
+    )
+    checked(result, "kedro vertexai init")
+    text = (scratch / "conf" / "base" / "vertexai.yml").read_text()
+    for pattern, replacement, why in THEIR_TEMPLATE_FIXES:
+        text, count = re.subn(pattern, replacement, text)
+        if count == 0:
+            raise MeasureError(f"kedro-vertexai init template changed: cannot apply fix '{why}'")
+    cached.write_text(text)
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------
+# 1 + 7. Compile time and peak memory
+
+
+def _compile_ours(project: Path, tools: Tools) -> Callable[[], ProcResult]:
+    cmd = [str(_kvc(tools)), "compile", "-o", "bench-spec.json"]
+    return lambda: run_process(cmd, project, _ours_env(tools))
+
+
+def _compile_theirs(project: Path, tools: Tools) -> Callable[[], ProcResult]:
+    assert tools.theirs is not None
+    cmd = [str(tools.theirs / "kedro"), "vertexai", "compile", "-o", "bench-spec.yml"]
+    return lambda: run_process(cmd, project, _theirs_env(tools))
+
+
+def _spec_task_count(path: Path) -> int:
+    spec = yaml.safe_load(path.read_text())
+    return len(spec["root"]["dag"]["tasks"])
+
+
+def _timed_compile(
+    side: str, project: Path, tools: Tools, repeats: Repeats, n: int
+) -> tuple[Stats, Stats] | str:
+    """Compile ``project`` repeatedly; check the spec has one task per node (identity grouping)."""
+    if side == "theirs" and tools.theirs is None:
+        return NOT_INSTALLED
+    run_once = _compile_ours(project, tools) if side == "ours" else _compile_theirs(project, tools)
+    try:
+        stats = repeat(run_once, repeats, f"{side} compile")
+        out = project / ("bench-spec.json" if side == "ours" else "bench-spec.yml")
+        tasks = _spec_task_count(out)
+        if tasks != n:
+            raise MeasureError(f"{side} spec has {tasks} tasks for {n} nodes")
+        return stats
+    except MeasureError as err:
+        return _failed(err)
+
+
+def _project_pair(
+    work: Path, tools: Tools, label: str, shape: str, n: int, **kwargs: Any
+) -> tuple[Path, Path]:
+    """The same generated project twice: one configured for us, one for kedro-vertexai."""
+    ours = make_project(work / "ours", label, shape, n, vertexai=OURS_CONFIG, **kwargs)
+    theirs_config = their_config(tools, work) if tools.theirs is not None else None
+    theirs = make_project(work / "theirs", label, shape, n, vertexai=theirs_config, **kwargs)
+    return ours, theirs
+
+
+def measure_compile(
+    work: Path,
+    tools: Tools,
+    repeats: Repeats,
+    sizes: Sequence[int] = (10, 100, 500, 1000),
+    shapes: Sequence[str] = ("chain", "layered"),
+) -> Measure:
+    measure = Measure(
+        "compile",
+        "1. Compile time",
+        "ours ≤ 1/15 of theirs at N=1000, and ours t(1000)/t(100) ≤ 3",
+        notes=[
+            "Whole process: `kedro-vertex-ci compile -o x.json` vs kedro-vertexai's `kedro vertexai compile "
+            "-o x.yml`, run in the generated project; both with one step per node (identity grouping). "
+            "The spec each writes is checked to hold one task per node.",
+        ],
+    )
+    missing = missing_command(tools, "compile")
+    table = Table(
+        "Compile time (s) — min / median / max",
+        [
+            "shape",
+            "N",
+            "ours",
+            "theirs",
+            "runs (ours/theirs)",
+            "theirs ÷ ours",
+            "ours peak RSS MB",
+            "theirs peak RSS MB",
+        ],
+    )
+    raw: dict[str, Any] = {}
+    for shape in shapes:
+        for n in sizes:
+            ours_dir, theirs_dir = _project_pair(work / "compile", tools, f"{shape}{n}", shape, n)
+            ours = missing or _timed_compile("ours", ours_dir, tools, repeats, n)
+            theirs = _timed_compile("theirs", theirs_dir, tools, repeats, n)
+            raw[f"{shape}/{n}"] = {"ours": _raw(ours), "theirs": _raw(theirs)}
+            table.rows.append(
+                [
+                    shape,
+                    n,
+                    _time(ours),
+                    _time(theirs),
+                    f"{_runs(ours)}/{_runs(theirs)}",
+                    _ratio(theirs, ours),
+                    _rss(ours),
+                    _rss(theirs),
+                ]
+            )
+    measure.tables.append(table)
+    measure.raw = raw
+    return measure
+
+
+def measure_memory(
+    work: Path,
+    tools: Tools,
+    repeats: Repeats,
+    n: int = 1000,
+    shape: str = "layered",
+    compile_result: Measure | None = None,
+) -> Measure:
+    """Peak RSS of the compile process at N; reuses ``compile_result`` when it measured that size."""
+    measure = Measure("memory", "7. Peak memory of compile", "(reported, no goal)")
+    raw = (compile_result.raw if compile_result else {}).get(f"{shape}/{n}")
+    if raw is None:
+        sub = measure_compile(work, tools, repeats, sizes=(n,), shapes=(shape,))
+        raw = sub.raw[f"{shape}/{n}"]
+    else:
+        measure.notes.append("Taken from the compile runs of measure 1 (peak RSS of each run, via wait4).")
+    table = Table(
+        f"Peak RSS of the compile process, {shape} N={n} (MB) — min / median / max",
+        ["tool", "peak RSS MB", "theirs ÷ ours (median)"],
+    )
+    ours, theirs = raw["ours"], raw["theirs"]
+    table.rows.append(["kedro-vertex-ci", _raw_rss(ours), ""])
+    table.rows.append(["kedro-vertexai 1.0.0", _raw_rss(theirs), _raw_rss_ratio(theirs, ours)])
+    measure.tables.append(table)
+    measure.raw = {"shape": shape, "n": n, **raw}
+    return measure
+
+
+# --------------------------------------------------------------------------------------------------------
+# 2. Step start
+
+
+PLACEHOLDER = re.compile(
+    r"\{\{\$\.(pipeline_job_uuid|pipeline_job_name|pipeline_root|inputs\.parameters\['([^']+)'\])\}\}"
+)
+
+
+def step_command(spec: Mapping[str, Any], values: Mapping[str, str], task: str | None = None) -> list[str]:
+    """The command line a compiled task runs, with Vertex's placeholders substituted as Vertex would.
+
+    Input parameters come from the task's wiring: a constant, or a root pipeline input's default.
+    """
+    tasks = spec["root"]["dag"]["tasks"]
+    name = task or next(iter(tasks))
+    wiring = tasks[name].get("inputs", {}).get("parameters", {})
+    defaults = {
+        key: definition.get("defaultValue")
+        for key, definition in spec["root"].get("inputDefinitions", {}).get("parameters", {}).items()
+    }
+    inputs: dict[str, str] = {}
+    for key, source in wiring.items():
+        if "componentInputParameter" in source:
+            value = defaults.get(source["componentInputParameter"])
+        else:
+            value = source.get("runtimeValue", {}).get("constant")
+        inputs[key] = value if isinstance(value, str) else json.dumps(value)
+    component = spec["components"][tasks[name]["componentRef"]["name"]]
+    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+
+    def substitute(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            if match.group(2):
+                return inputs[match.group(2)]
+            return values[match.group(1)]
+
+        return PLACEHOLDER.sub(one, text)
+
+    return [substitute(part) for part in [*container.get("command", []), *container.get("args", [])]]
+
+
+def _first_step(
+    project: Path, compile_once: Callable[[], ProcResult], out: str, values: Mapping[str, str]
+) -> list[str]:
+    checked(compile_once(), "compile")
+    return step_command(yaml.safe_load((project / out).read_text()), values)
+
+
+def _expect_output(project: Path, dataset: str, expected: int) -> None:
+    path = project / "data" / f"{dataset}.json"
+    if not path.exists() or json.loads(path.read_text()) != expected:
+        raise MeasureError(f"the step did not write {dataset} = {expected}")
+
+
+def _timed_step(
+    run_once: Callable[[], ProcResult], project: Path, repeats: Repeats, what: str
+) -> Stats | str:
+    output = project / "data" / "ds_0.json"
+
+    def fresh_run() -> ProcResult:
+        output.unlink(missing_ok=True)
+        return run_once()
+
+    try:
+        stats, _ = repeat(fresh_run, repeats, what)
+        _expect_output(project, "ds_0", 3)
+        return stats
+    except MeasureError as err:
+        return _failed(err)
+
+
+def measure_step_start(work: Path, tools: Tools, repeats: Repeats) -> Measure:
+    measure = Measure(
+        "step",
+        "2. Step start",
+        "ours ≤ floor + 0.3 s",
+        notes=[
+            "A one-node step (params in, one catalog JSON file out, no intermediate data), run exactly as the "
+            "compiled spec says: command and args taken from each tool's compiled spec, placeholders "
+            "substituted, cwd = project. The floor is a bare `kedro run --nodes node_0` in "
+            f"{tools.plain_label}.",
+            "kedro-vertexai's step is `bash -c 'kedro vertexai initialize-job ... && kedro run ... --runner "
+            "kedro_vertexai.vertex_ai.runner.VertexAIPipelinesRunner --config config.yaml'`: two Kedro starts.",
+        ],
+    )
+    values = {"pipeline_job_uuid": "bench-run", "pipeline_job_name": "bench-job"}
+    ours_dir, theirs_dir = _project_pair(work / "step", tools, "steponenode", "chain", 1, catalog=["ds_0"])
+    root = work / "step" / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    rows: list[list[Cell]] = []
+
+    floor_cmd = [str(tools.plain / "kedro"), "run", "--nodes", "node_0"]
+    floor = _timed_step(
+        lambda: run_process(floor_cmd, ours_dir, with_path(tools.plain, bench_env())),
+        ours_dir,
+        repeats,
+        "floor kedro run",
+    )
+    rows.append(["floor: `kedro run --nodes node_0`", _time(floor), ""])
+
+    ours: Stats | str = missing_command(tools, "step") or ""
+    if not ours:
+        try:
+            cmd = _first_step(
+                ours_dir,
+                _compile_ours(ours_dir, tools),
+                "bench-spec.json",
+                {**values, "pipeline_root": str(root)},
+            )
+            ours = _timed_step(
+                lambda: run_process(cmd, ours_dir, _ours_env(tools)), ours_dir, repeats, "ours step"
+            )
+        except MeasureError as err:
+            ours = _failed(err)
+    rows.append(["ours: `kedro-vertex-ci step ...`", _time(ours), _diff(ours, floor)])
+
+    theirs: Stats | str = NOT_INSTALLED
+    if tools.theirs is not None:
+        try:
+            cmd = _first_step(
+                theirs_dir,
+                _compile_theirs(theirs_dir, tools),
+                "bench-spec.yml",
+                {**values, "pipeline_root": "bench-bucket/pipelines"},
+            )
+            theirs = _timed_step(
+                lambda: run_process(cmd, theirs_dir, _theirs_env(tools)), theirs_dir, repeats, "theirs step"
+            )
+        except MeasureError as err:
+            theirs = _failed(err)
+    rows.append(
+        [
+            "theirs: `bash -c 'kedro vertexai initialize-job … && kedro run …'`",
+            _time(theirs),
+            _diff(theirs, floor),
+        ]
+    )
+    measure.tables.append(
+        Table(
+            "Start of a one-node step (s) — min / median / max",
+            ["command", "time", "minus floor (median)"],
+            rows,
+        )
+    )
+    measure.raw = {"floor": _raw(floor), "ours": _raw(ours), "theirs": _raw(theirs)}
+    return measure
+
+
+# --------------------------------------------------------------------------------------------------------
+# 3. Intermediate data
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class StorageEmulator:
+    """gcp-storage-emulator on 127.0.0.1, in memory, for as long as the ``with`` block lasts."""
+
+    def __init__(self, bin_dir: Path):
+        self.bin_dir = bin_dir
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> StorageEmulator:
+        exe = self.bin_dir / "gcp-storage-emulator"
+        cmd = [str(exe), "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench_env()
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise MeasureError("gcp-storage-emulator did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def measure_data(
+    work: Path,
+    tools: Tools,
+    repeats: Repeats,
+    sizes_mb: Sequence[int] = (50,),
+    targets: Sequence[str] = ("local", "gcs"),
+) -> Measure:
+    measure = Measure(
+        "data",
+        "3. Intermediate data save + load",
+        "ours ≥ 3× faster than cloudpickle+bz2, and within 2× of the raw floor",
+        notes=[
+            "In one process per (target, size): our `IntermediateDataset` (kedro_vertex_ci.runtime.intermediate, "
+            "cloudpickle + zstd, atomic write) vs kedro-vertexai's codec (cloudpickle + bz2 through fsspec, "
+            "its dataset's code) vs the floor: writing and reading back the object's uncompressed pickle "
+            "bytes (serialisation not timed). `gcs` = gcp-storage-emulator on 127.0.0.1 through gcsfs: a "
+            "pure-Python server, so its absolute numbers say little about real GCS; the ratios are what "
+            "matters. Each time is save + load of one object.",
+        ],
+    )
+    python = REPO / ".venv" / "bin" / "python"
+    probe = Path(__file__).with_name("data_probe.py")
+    table = Table(
+        "Save + load (s) — min / median / max",
+        [
+            "object",
+            "MB",
+            "target",
+            "ours",
+            "bz2 (theirs)",
+            "raw floor",
+            "bz2 ÷ ours",
+            "ours ÷ floor",
+            "file MB ours / bz2 / raw",
+        ],
+    )
+    raw: dict[str, Any] = {}
+    for target in targets:
+        for mb in sizes_mb:
+            try:
+                result = _run_probe(python, probe, work / "data", target, mb, repeats, tools)
+            except MeasureError as err:
+                table.rows.append(["all", mb, target, _failed(err), "", "", "", "", ""])
+                continue
+            raw[f"{target}/{mb}"] = result
+            for label, obj in result["objects"].items():
+                cells = {codec: _from_raw(obj.get(codec)) for codec in ("ours", "bz2", "raw")}
+                sizes = " / ".join(
+                    f"{obj[c]['bytes'] / 1e6:.0f}" if isinstance(obj.get(c), dict) else "–"
+                    for c in ("ours", "bz2", "raw")
+                )
+                table.rows.append(
+                    [
+                        label,
+                        mb,
+                        target,
+                        _time(cells["ours"]),
+                        _time(cells["bz2"]),
+                        _time(cells["raw"]),
+                        _ratio(cells["bz2"], cells["ours"]),
+                        _ratio(cells["ours"], cells["raw"]),
+                        sizes,
+                    ]
+                )
+    measure.tables.append(table)
+    measure.raw = raw
+    return measure
+
+
+def _run_probe(
+    python: Path, probe: Path, work: Path, target: str, mb: int, repeats: Repeats, tools: Tools
+) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / f"probe-{target}-{mb}.json"
+    args = [
+        str(python),
+        str(probe),
+        "--mb",
+        str(mb),
+        "--repeat",
+        str(repeats.runs),
+        "--slow-repeat",
+        str(repeats.slow_runs),
+        "--slow-seconds",
+        str(repeats.slow_seconds),
+        "--out",
+        str(out),
+    ]
+    if target == "local":
+        (work / "local").mkdir(exist_ok=True)
+        result = run_process([*args, "--root", str(work / "local")], work, bench_env(), timeout=3600)
+    else:
+        with StorageEmulator(REPO / ".venv" / "bin") as emulator:
+            env = bench_env({"STORAGE_EMULATOR_HOST": emulator.url, "FSSPEC_GS_TOKEN": "anon"})
+            result = run_process(
+                [*args, "--root", "gs://bench-bucket/data", "--create-bucket"], work, env, timeout=3600
+            )
+    checked(result, f"data probe ({target}, {mb} MB)")
+    return dict(json.loads(out.read_text()))
+
+
+# --------------------------------------------------------------------------------------------------------
+# 4. Steps after grouping
+
+
+def find_example(repo: Path = REPO) -> Path | None:
+    """The bundled example project (examples/*/ with a Kedro pyproject.toml), if there is one yet."""
+    for pyproject in sorted((repo / "examples").glob("*/pyproject.toml")):
+        if "[tool.kedro]" in pyproject.read_text():
+            return pyproject.parent
+    return None
+
+
+def measure_grouping(work: Path, tools: Tools, repeats: Repeats, n: int = 100, width: int = 10) -> Measure:
+    measure = Measure(
+        "grouping",
+        "4. Steps and critical path after grouping",
+        "auto cuts steps by ≥ 50% with no longer critical path",
+        notes=[
+            f"`kedro_vertex_ci.grouping.group_steps` on the graph `kedro_io` reads from the project. The "
+            f"{n}-node layered pipeline has layers of {width}; for `tag` each layer carries the tag "
+            "`group.layer_<k>`. kedro-vertexai's identity and tag groupers give the same step counts as ours "
+            "(one step per node; one per tag group).",
+        ],
+    )
+    table = Table(
+        "Steps / critical path (steps)",
+        ["pipeline", "nodes", "identity", "tag", "auto", "auto vs identity: steps"],
+    )
+    tags = {f"node_{i:0{len(str(n - 1))}d}": [f"group.layer_{i // width}"] for i in range(n)}
+    layered = make_project(
+        work / "grouping", f"layered{n}", "layered", n, width=width, tags=tags, vertexai=OURS_CONFIG
+    )
+    example = find_example()
+    projects = [(f"layered {n} (width {width})", layered)]
+    if example is None:
+        table.rows.append(["example", "", "not measured yet (no example project in examples/)", "", "", ""])
+    else:
+        projects.insert(0, (f"example ({example.name})", example))
+    python = REPO / ".venv" / "bin" / "python"
+    probe = Path(__file__).with_name("grouping_probe.py")
+    for label, project in projects:
+        result = run_process([str(python), str(probe), str(project)], project, bench_env(), timeout=300)
+        if result.returncode != 0:
+            table.rows.append([label, "", f"failed: {last_lines(result.output)}", "", "", ""])
+            continue
+        data = json.loads(result.output.strip().splitlines()[-1])
+        measure.raw[label] = data
+        cells = [f"{data[s]['steps']} / {data[s]['critical_path']}" for s in ("identity", "tag", "auto")]
+        cut = 1 - data["auto"]["steps"] / data["identity"]["steps"]
+        table.rows.append([label, data["nodes"], *cells, f"−{cut:.0%}"])
+    measure.tables.append(table)
+    return measure
+
+
+# --------------------------------------------------------------------------------------------------------
+# 5. CLI start
+
+
+def measure_cli(work: Path, tools: Tools, repeats: Repeats) -> Measure:
+    measure = Measure(
+        "cli",
+        "5. CLI start",
+        "`kedro-vertex-ci --help` ≤ 0.5 s; our plugin adds ≤ 0.1 s to `kedro --help`",
+        notes=[
+            "`kedro --help` inside a generated project, where Kedro loads every installed plugin's commands. "
+            f"Without plugin: {tools.plain_label}; with ours: {tools.ours_label}; with theirs: "
+            "bench/.venv-kvai (kedro-vertexai 1.0.0 and its dependencies). Same Kedro version in all three.",
+        ],
+    )
+    project = make_project(work / "cli", "clihelp", "chain", 3, vertexai=OURS_CONFIG)
+    rows: list[list[Cell]] = []
+
+    def timed(cmd: list[str], env: dict[str, str]) -> Stats | str:
+        try:
+            return repeat(lambda: run_process(cmd, project, env), repeats, " ".join(cmd[-2:]))[0]
+        except MeasureError as err:
+            return _failed(err)
+
+    ours_env = _ours_env(tools)
+    ours_help = timed([str(_kvc(tools)), "--help"], ours_env)
+    plain = timed([str(tools.plain / "kedro"), "--help"], with_path(tools.plain, bench_env()))
+    with_ours = timed([str(tools.ours / "kedro"), "--help"], ours_env)
+    ours_group = timed([str(tools.ours / "kedro"), "vertex-ci", "--help"], ours_env)
+    theirs = theirs_group = NOT_INSTALLED
+    if tools.theirs is not None:
+        env = _theirs_env(tools)
+        theirs = timed([str(tools.theirs / "kedro"), "--help"], env)
+        theirs_group = timed([str(tools.theirs / "kedro"), "vertexai", "--help"], env)
+    rows.append(["`kedro-vertex-ci --help`", _time(ours_help), ""])
+    rows.append(["`kedro --help`, Kedro alone", _time(plain), ""])
+    rows.append(["`kedro --help`, with kedro-vertex-ci", _time(with_ours), _diff(with_ours, plain)])
+    rows.append(["`kedro --help`, with kedro-vertexai", _time(theirs), _diff(theirs, plain)])
+    rows.append(["`kedro vertex-ci --help`", _time(ours_group), _diff(ours_group, plain)])
+    rows.append(["`kedro vertexai --help`", _time(theirs_group), _diff(theirs_group, plain)])
+    measure.tables.append(
+        Table("CLI start (s) — min / median / max", ["command", "time", "minus Kedro alone"], rows)
+    )
+    measure.raw = {
+        "ours_help": _raw(ours_help),
+        "plain": _raw(plain),
+        "with_ours": _raw(with_ours),
+        "with_theirs": _raw(theirs),
+        "ours_group": _raw(ours_group),
+        "theirs_group": _raw(theirs_group),
+    }
+    return measure
+
+
+# --------------------------------------------------------------------------------------------------------
+# 6. Local dry run
+
+
+def measure_dry_run(work: Path, tools: Tools, repeats: Repeats, example: Path | None = None) -> Measure:
+    measure = Measure(
+        "dryrun",
+        "6. Local dry run of the example",
+        "`kedro-vertex-ci run-local` ≤ 2× plain `kedro run`",
+        notes=[
+            "Both in the same environment, in a copy of the example project. kedro-vertexai has no local "
+            "run of its compiled spec, so there is no 'theirs' here."
+        ],
+    )
+    table = Table("Whole pipeline (s) — min / median / max", ["command", "time", "÷ kedro run"])
+    measure.tables.append(table)
+    example = example or find_example()
+    if example is None:
+        table.rows.append(["both", "not measured yet (no example project in examples/)", ""])
+        return measure
+    copy = work / "dryrun" / example.name
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(
+        example, copy, ignore=shutil.ignore_patterns(".kedro-vertex-ci", "__pycache__", "*.egg-info")
+    )
+    env = _ours_env(tools)
+
+    def timed(cmd: list[str]) -> Stats | str:
+        try:
+            return repeat(lambda: run_process(cmd, copy, env, timeout=1800), repeats, " ".join(cmd[-2:]))[0]
+        except MeasureError as err:
+            return _failed(err)
+
+    plain = timed([str(tools.ours / "kedro"), "run"])
+    missing = missing_command(tools, "run-local")
+    ours = missing or timed([str(_kvc(tools)), "run-local"])
+    table.rows.append(["`kedro run`", _time(plain), ""])
+    table.rows.append(["`kedro-vertex-ci run-local`", _time(ours), _ratio(ours, plain)])
+    measure.raw = {"example": example.name, "kedro_run": _raw(plain), "run_local": _raw(ours)}
+    return measure
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cell helpers
+
+
+def _time(value: Any) -> Cell:
+    if isinstance(value, tuple):
+        return value[0]
+    return value
+
+
+def _rss(value: Any) -> Cell:
+    if isinstance(value, tuple):
+        return value[1]
+    return "" if value == NOT_INSTALLED or str(value).startswith(("not measured", "failed")) else value
+
+
+def _runs(value: Any) -> str:
+    stats = _time(value)
+    return str(len(stats.values)) if isinstance(stats, Stats) else "–"
+
+
+def _median(value: Any) -> float | None:
+    stats = _time(value)
+    return stats.median if isinstance(stats, Stats) else None
+
+
+def _ratio(numerator: Any, denominator: Any) -> Cell:
+    top, bottom = _median(numerator), _median(denominator)
+    if top is None or bottom is None or bottom == 0:
+        return "–"
+    return f"{top / bottom:.2f}×"
+
+
+def _diff(value: Any, base: Any) -> Cell:
+    top, bottom = _median(value), _median(base)
+    if top is None or bottom is None:
+        return "–"
+    return f"{top - bottom:+.2f} s"
+
+
+def _raw(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return {"time": value[0].to_json(), "rss": value[1].to_json()}
+    if isinstance(value, Stats):
+        return {"time": value.to_json()}
+    return value
+
+
+def _from_raw(value: Any) -> Stats | str:
+    if isinstance(value, dict) and "seconds" in value:
+        return Stats(list(value["seconds"]))
+    return str(value) if value is not None else "–"
+
+
+def _raw_rss(value: Any) -> Cell:
+    if isinstance(value, dict) and value.get("rss", {}).get("values"):
+        return Stats(list(value["rss"]["values"]), unit="MB")
+    return value if isinstance(value, str) else "–"
+
+
+def _raw_rss_ratio(theirs: Any, ours: Any) -> Cell:
+    return _ratio(_raw_rss(theirs), _raw_rss(ours))
+
+
+def python_version(bin_dir: Path) -> str:
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip()
+
+
+def package_version(bin_dir: Path | None, package: str) -> str:
+    if bin_dir is None:
+        return NOT_INSTALLED
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
+    result = subprocess.run([str(bin_dir / "python"), "-c", code], capture_output=True, text=True)
+    return result.stdout.strip() or "not installed"
+
+
+__all__ = [
+    "BENCH",
+    "Measure",
+    "Table",
+    "find_example",
+    "measure_cli",
+    "measure_compile",
+    "measure_data",
+    "measure_dry_run",
+    "measure_grouping",
+    "measure_memory",
+    "measure_step_start",
+    "missing_command",
+    "package_version",
+    "python_version",
+    "step_command",
+]

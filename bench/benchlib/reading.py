@@ -1,0 +1,156 @@
+"""The "reading" of a benchmark run: each goal of issue 6 checked against the measured medians.
+
+Generated from the numbers, so the text can never claim more than the tables show: a goal is *met*,
+*missed* (said plainly, with the numbers) or *not measured*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .measures import Measure
+
+
+def _median(value: Any, key: str = "time") -> float | None:
+    if isinstance(value, dict) and isinstance(value.get(key), dict):
+        return float(value[key]["median"])
+    return None
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def _compile(raw: Mapping[str, Any]) -> list[str]:
+    lines = []
+    shapes = sorted({key.split("/")[0] for key in raw})
+    for shape in shapes:
+        sizes = sorted(int(key.split("/")[1]) for key in raw if key.startswith(shape + "/"))
+        big = sizes[-1]
+        ours = _median(raw[f"{shape}/{big}"]["ours"])
+        theirs = _median(raw[f"{shape}/{big}"]["theirs"])
+        if ours is None:
+            lines.append(f"Compile ({shape}, N={big}): not measured ({raw[f'{shape}/{big}']['ours']}).")
+            continue
+        if theirs is not None:
+            ratio = theirs / ours
+            lines.append(
+                f"Compile ({shape}, N={big}): ours {ours:.2f} s vs theirs {theirs:.2f} s — {ratio:.1f}× faster; "
+                f"goal ≥ 15× {_verdict(ratio >= 15)}."
+            )
+        else:
+            lines.append(
+                f"Compile ({shape}, N={big}): ours {ours:.2f} s; theirs {raw[f'{shape}/{big}']['theirs']}."
+            )
+        if 100 in sizes and big >= 1000:
+            small = _median(raw[f"{shape}/100"]["ours"])
+            if small:
+                growth = ours / small
+                lines.append(
+                    f"Compile growth ({shape}): ours t({big})/t(100) = {growth:.2f}; goal ≤ 3 {_verdict(growth <= 3)}."
+                )
+    return lines
+
+
+def _step(raw: Mapping[str, Any]) -> list[str]:
+    floor, ours, theirs = (_median(raw.get(k)) for k in ("floor", "ours", "theirs"))
+    if floor is None or ours is None:
+        return [f"Step start: not measured (ours: {raw.get('ours')}, floor: {raw.get('floor')})."]
+    line = (
+        f"Step start: ours {ours:.2f} s vs floor {floor:.2f} s (+{ours - floor:.2f} s); goal ≤ floor + 0.3 s "
+        f"{_verdict(ours - floor <= 0.3)}."
+    )
+    if theirs is not None:
+        line += f" Theirs {theirs:.2f} s (+{theirs - floor:.2f} s over the floor, {theirs / ours:.1f}× ours)."
+    return [line]
+
+
+def _data(raw: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for key, result in raw.items():
+        target, mb = key.split("/")
+        for label, obj in result["objects"].items():
+            times = {
+                c: sorted(obj[c]["seconds"])[len(obj[c]["seconds"]) // 2] for c in ("ours", "bz2", "raw")
+            }
+            speedup = times["bz2"] / times["ours"]
+            floor_ratio = times["ours"] / times["raw"]
+            lines.append(
+                f"Data ({label}, {mb} MB, {target}): ours {times['ours']:.2f} s, bz2 {times['bz2']:.2f} s "
+                f"({speedup:.1f}×; goal ≥ 3× {_verdict(speedup >= 3)}), raw floor {times['raw']:.2f} s "
+                f"({floor_ratio:.1f}× the floor; goal ≤ 2× {_verdict(floor_ratio <= 2)})."
+            )
+    return lines or ["Data: not measured."]
+
+
+def _grouping(raw: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for label, data in raw.items():
+        ident, auto = data["identity"], data["auto"]
+        cut = 1 - auto["steps"] / ident["steps"]
+        ok = cut >= 0.5 and auto["critical_path"] <= ident["critical_path"]
+        lines.append(
+            f"Grouping ({label}): auto {auto['steps']} steps vs identity {ident['steps']} (−{cut:.0%}), critical "
+            f"path {auto['critical_path']} vs {ident['critical_path']}; goal {_verdict(ok)}."
+        )
+    return lines or ["Grouping: not measured."]
+
+
+def _cli(raw: Mapping[str, Any]) -> list[str]:
+    ours, plain, with_ours = (_median(raw.get(k)) for k in ("ours_help", "plain", "with_ours"))
+    lines = []
+    if ours is not None:
+        lines.append(f"CLI: `kedro-vertex-ci --help` {ours:.2f} s; goal ≤ 0.5 s {_verdict(ours <= 0.5)}.")
+    if plain is not None and with_ours is not None:
+        extra = with_ours - plain
+        lines.append(
+            f"CLI: our plugin adds {extra:+.2f} s to `kedro --help` ({with_ours:.2f} vs {plain:.2f} s); goal ≤ +0.1 s "
+            f"{_verdict(extra <= 0.1)}."
+        )
+    with_theirs = _median(raw.get("with_theirs"))
+    if plain is not None and with_theirs is not None:
+        lines.append(f"CLI: kedro-vertexai adds {with_theirs - plain:+.2f} s to `kedro --help`.")
+    return lines or ["CLI: not measured."]
+
+
+def _dryrun(raw: Mapping[str, Any]) -> list[str]:
+    plain, ours = _median(raw.get("kedro_run")), _median(raw.get("run_local"))
+    if plain is None or ours is None:
+        return [f"Local dry run: not measured ({raw.get('run_local', 'no example project yet')})."]
+    ratio = ours / plain
+    return [
+        f"Local dry run: {ours:.2f} s vs `kedro run` {plain:.2f} s ({ratio:.2f}×); goal ≤ 2× {_verdict(ratio <= 2)}."
+    ]
+
+
+def _memory(raw: Mapping[str, Any]) -> list[str]:
+    ours, theirs = _median(raw.get("ours"), "rss"), _median(raw.get("theirs"), "rss")
+    if ours is None:
+        return ["Memory: not measured."]
+    text = f"Memory: compile at N={raw.get('n')} peaks at {ours:.0f} MB (ours)"
+    return [text + (f" vs {theirs:.0f} MB (theirs)." if theirs is not None else ".")]
+
+
+READERS = {
+    "compile": _compile,
+    "step": _step,
+    "data": _data,
+    "grouping": _grouping,
+    "cli": _cli,
+    "dryrun": _dryrun,
+    "memory": _memory,
+}
+
+
+def reading(measures: Sequence[Measure]) -> list[str]:
+    lines: list[str] = []
+    for measure in measures:
+        reader = READERS.get(measure.key)
+        if reader is None:
+            continue
+        try:
+            lines += reader(measure.raw)
+        except (KeyError, TypeError, ZeroDivisionError, IndexError) as err:
+            lines.append(f"{measure.title}: cannot be read ({err!r}); see the table.")
+    return lines
