@@ -98,10 +98,10 @@ def main(argv: list[str]) -> int:
     if inv.timeout:
         _arm_timeout(inv.timeout)
 
-    from .session import StepSetupError, _InjectIntermediates, run_step
+    from .session import InjectIntermediates, StepSetupError, run_step
 
     project = Path(inv.project or os.getcwd()).resolve()
-    injector = _InjectIntermediates(inv)
+    injector = InjectIntermediates(inv)
     try:
         run_step(inv, project, injector)
     except StepSetupError as err:

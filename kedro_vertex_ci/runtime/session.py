@@ -62,7 +62,7 @@ def _is_parameter(name: str) -> bool:
     return name == "parameters" or name.startswith("params:")
 
 
-class _InjectIntermediates:
+class InjectIntermediates:
     """Session-local hook: swap the step's intermediate datasets into the catalog before the run."""
 
     def __init__(self, inv: StepInvocation):
@@ -89,7 +89,7 @@ class _InjectIntermediates:
         self.started = True
 
 
-def run_step(inv: StepInvocation, project: Path, injector: _InjectIntermediates | None = None) -> None:
+def run_step(inv: StepInvocation, project: Path, injector: InjectIntermediates | None = None) -> None:
     """Run exactly ``inv.nodes`` of ``inv.pipeline`` in ``project`` with ``inv.params`` as runtime params."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -97,8 +97,17 @@ def run_step(inv: StepInvocation, project: Path, injector: _InjectIntermediates 
     if not inv.nodes:
         raise StepSetupError("no --node given: a step runs at least one node")
     bootstrap_project(project)
-    injector = injector or _InjectIntermediates(inv)
+    injector = injector or InjectIntermediates(inv)
     with KedroSession.create(project_path=project, env=inv.env, runtime_params=inv.params or None) as session:
         # The session's own hook manager: Kedro offers no public way to add a hook for one session.
         session._hook_manager.register(injector)
-        session.run(pipeline_names=[inv.pipeline], node_names=list(inv.nodes))
+        session.run(**_pipeline_argument(session, inv.pipeline), node_names=list(inv.nodes))
+
+
+def _pipeline_argument(session: Any, pipeline: str) -> dict[str, Any]:
+    """``pipeline_names=[…]`` where Kedro has it (1.1+, where ``pipeline_name`` warns), else ``pipeline_name``."""
+    import inspect
+
+    if "pipeline_names" in inspect.signature(session.run).parameters:
+        return {"pipeline_names": [pipeline]}
+    return {"pipeline_name": pipeline}

@@ -260,3 +260,10 @@ def test_steps_pass_datasets_through_gcs(rt_project, tmp_path, gcs_emulator):
         "pipeline-root/kedro-vertex-ci/run-gs/b.bin",
     ]
     assert json.loads((rt_project / "data" / "run-gs" / "result.json").read_text())["total"] == 18
+
+
+def test_a_folder_that_is_not_a_kedro_project_is_a_one_line_error(tmp_path):
+    result = step(tmp_path, "--node", "make", *_run_args("run-x", tmp_path / "root"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert _last_line(result.stderr).startswith("kedro-vertex-ci step: error: cannot start the step:")
