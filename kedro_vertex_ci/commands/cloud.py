@@ -267,7 +267,7 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
     from ..errors import StepFailed
     from ..gcp import names
-    from ..gcp.vertex import Vertex, pipeline_job_body
+    from ..gcp.vertex import TERMINAL_STATES, Vertex, pipeline_job_body
 
     compiled = _compile(ctx, pipeline, image, params)  # offline: config errors surface before any call
     config = compiled.config
@@ -287,6 +287,9 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
         return
     final = _follow(vertex, job, timeout)
     state = final.get("state")
+    if state not in TERMINAL_STATES:
+        raise StepFailed(f"pipeline run {job_id} is still {state} after {timeout:.0f}s; it keeps running on "
+                         f"Vertex AI (follow it in the console)")
     if state != "PIPELINE_STATE_SUCCEEDED":
         message = (final.get("error") or {}).get("message", "")
         raise StepFailed(f"pipeline run {job_id} ended {state}{': ' + message if message else ''}")
@@ -307,6 +310,16 @@ def _schedule_settings(config: Any, pipeline: str, overrides: dict[str, Any]) ->
     if prefix_tz and not overrides.get("timezone"):
         base.pop("timezone", None)  # the cron's TZ= prefix says it; the config default must not contradict
     return resolve_settings({pipeline: base}, pipeline, overrides, source="vertexai.yml")
+
+
+def _in_the_past(moment: str | None) -> bool:
+    from datetime import datetime, timezone
+
+    if not moment:
+        return False
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed < datetime.now(timezone.utc)
 
 
 @click.command("schedule")
@@ -340,6 +353,9 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
                  "end_time": end_time, "max_run_count": max_run_count,
                  "max_concurrent_run_count": max_concurrent_run_count, "allow_queueing": allow_queueing}
     schedule = _schedule_settings(config, pipeline, overrides)
+    if _in_the_past(schedule.start_time):
+        click.secho(f"Warning: start_time {schedule.start_time} is in the past: Vertex AI may start the missed "
+                    f"runs since then right away.", fg="yellow", err=True)
     run_name = getattr(config.run_config, "scheduled_run_name", None)
     settings = _job_settings(ctx.project, compiled, pipeline, labels, cache, display_name=run_name)
     display_name = names.schedule_display_name(_identity(config, compiled.project_name), pipeline)

@@ -159,7 +159,7 @@ def load_credentials(request: AuthRequest, mask: Callable[[str], None] = lambda 
         if path:
             credentials, how = _from_file(Path(path), request.endpoints), f"credentials file {path}"
         else:
-            credentials, how = _from_adc(request.project_id), "Application Default Credentials"
+            credentials, how = _from_adc(request.endpoints), "Application Default Credentials"
     _refresh(credentials, request, how, http)
     _mask_every_token(credentials, mask)
     return credentials
@@ -190,10 +190,13 @@ def _from_file(path: Path, endpoints: Endpoints) -> Any:
         credentials, _ = google.auth.load_credentials_from_dict(retarget_external_account(info, endpoints))
     except exceptions.GoogleAuthError as err:
         raise AuthError(f"credentials file {path} is not a credentials file google-auth accepts: {err}") from err
+    token_url = endpoints.oauth2_token_url()
+    if token_url and info.get("type") == "authorized_user":
+        credentials = credentials.with_token_uri(token_url)
     return credentials.with_scopes(list(SCOPES)) if hasattr(credentials, "with_scopes") else credentials
 
 
-def _from_adc(project_id: str) -> Any:
+def _from_adc(endpoints: Endpoints) -> Any:
     import google.auth
     from google.auth import exceptions
 
@@ -205,6 +208,9 @@ def _from_adc(project_id: str) -> Any:
             "Actions set `workload_identity_provider` (and optionally `service_account`) with "
             "`permissions: id-token: write`, or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file."
         ) from err
+    token_url = endpoints.oauth2_token_url()
+    if token_url and hasattr(credentials, "with_token_uri"):
+        credentials = credentials.with_token_uri(token_url)
     return credentials
 
 
@@ -227,6 +233,9 @@ def explain_refresh_error(err: Exception, request: AuthRequest, how: str) -> str
     text = " ".join(str(a) for a in err.args)
     sa = request.service_account or "the service account"
     provider = request.workload_identity_provider or "the provider"
+    if "invalid_grant" in text and how == "Application Default Credentials":
+        return ("Your gcloud login has expired or was revoked: run `gcloud auth application-default login` "
+                "again (or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file).")
     if "invalid_target" in text:
         return (f"STS rejected the audience for {provider} (invalid_target): the pool or provider does not exist, "
                 f"is disabled, or the name uses a project ID instead of the project number. Check with `gcloud "

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SERVICES = ("vertex", "cloudbuild", "storage", "sts", "iamcredentials")
+SERVICES = ("vertex", "cloudbuild", "storage", "sts", "iamcredentials", "oauth2")
 ENV_PREFIX = "KEDRO_VERTEX_CI_"
 
 
@@ -24,6 +24,7 @@ class Endpoints:
     storage: str | None = None
     sts: str | None = None
     iamcredentials: str | None = None
+    oauth2: str | None = None  # where user (gcloud) credentials refresh; environment only
 
     def vertex_url(self, region: str) -> str:
         return self.vertex or f"https://{region}-aiplatform.googleapis.com"
@@ -36,6 +37,9 @@ class Endpoints:
 
     def sts_token_url(self) -> str:
         return f"{self.sts or 'https://sts.googleapis.com'}/v1/token"
+
+    def oauth2_token_url(self) -> str | None:
+        return f"{self.oauth2}/token" if self.oauth2 else None
 
     def impersonation_url(self, service_account: str) -> str:
         base = self.iamcredentials or "https://iamcredentials.googleapis.com"

@@ -59,7 +59,26 @@ def resolve_settings(schedules: Any, pipeline: str, overrides: Mapping[str, Any]
                 merged[key] = value
     settings = ScheduleSettings(**merged)
     cron, timezone = normalize_cron(settings.cron_expression, settings.timezone)
+    start, end = _rfc3339(settings.start_time, "start_time"), _rfc3339(settings.end_time, "end_time")
+    if start and end and end <= start:
+        raise ConfigError(f"schedule end_time {settings.end_time} is not after start_time {settings.start_time}")
+    for name in ("max_run_count", "max_concurrent_run_count"):
+        value = getattr(settings, name)
+        if value is not None and int(value) < 1:
+            raise ConfigError(f"schedule {name} must be at least 1, got {value}")
     return replace(settings, cron_expression=cron, timezone=timezone)
+
+
+def _rfc3339(text: str | None, key: str) -> Any:
+    from datetime import datetime, timezone
+
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ConfigError(f"schedule {key} {text!r} is not an RFC 3339 time like 2026-01-31T03:00:00Z") from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def normalize_cron(expression: str, timezone: str | None = None) -> tuple[str, str | None]:

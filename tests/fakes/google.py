@@ -231,6 +231,7 @@ class FakeGoogle:
         return [
             ("GET", r"/github/oidc", self._oidc),
             ("POST", r"/v1/token", self._sts),
+            ("POST", r"/token", self._oauth_refresh),
             ("POST", r"/v1/projects/-/serviceAccounts/(?P<sa>[^/:]+):generateAccessToken", self._sa_token),
             ("POST", r"/v1/projects/-/serviceAccounts/(?P<sa>[^/:]+):generateIdToken", self._id_token),
             ("POST", loc + r"/pipelineJobs", self._create_job),
@@ -283,6 +284,15 @@ class FakeGoogle:
         self.issued_tokens.append(token)
         return 200, {"access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
                      "token_type": "Bearer", "expires_in": 3600}
+
+    def _oauth_refresh(self, record: Recorded) -> tuple[int, Any]:
+        """Google's OAuth token endpoint for `gcloud auth application-default login` credentials."""
+        form = record.form
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != "1//refresh-SECRET":
+            return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+        token = f"ya29.user-{next(self._ids)}-SECRET"
+        self.issued_tokens.append(token)
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
 
     def _sa_token(self, record: Recorded, sa: str) -> tuple[int, Any]:
         self._require_token(record)

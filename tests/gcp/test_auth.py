@@ -155,3 +155,44 @@ def test_environment_overrides_win_over_config():
     assert resolved.sts_token_url() == "http://sts/v1/token"
     assert resolved.cloudbuild_url() == "https://cloudbuild.googleapis.com"
     assert Endpoints().vertex_url("us-central1") == "https://us-central1-aiplatform.googleapis.com"
+
+
+def _with_oauth2(endpoints, fake):
+    import dataclasses
+
+    return dataclasses.replace(endpoints, oauth2=fake.url)
+
+
+def _adc_file(tmp_path, fake, refresh_token="1//refresh-SECRET"):
+    """What `gcloud auth application-default login` leaves in the gcloud config folder."""
+    folder = tmp_path / "gcloud"
+    folder.mkdir()
+    (folder / "application_default_credentials.json").write_text(json.dumps({
+        "type": "authorized_user", "client_id": "764086051850-x.apps.googleusercontent.com",
+        "client_secret": "d-FL95Q19q7MQmFpd7hHD0Ty", "refresh_token": refresh_token,
+        "token_uri": "https://oauth2.googleapis.com/token"}))
+    return folder
+
+
+def test_application_default_credentials_at_a_desk(fake, endpoints, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(_adc_file(tmp_path, fake)))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    credentials = load_credentials(AuthRequest(project_id=PROJECT, endpoints=_with_oauth2(endpoints, fake),
+                                               environ={}))
+    refresh, = fake.calls("POST", "^/token$")
+    assert refresh.form["grant_type"] == "refresh_token"
+    assert credentials.token.startswith("ya29.user-")
+
+
+def test_expired_desk_login_says_how_to_log_in_again(fake, endpoints, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(_adc_file(tmp_path, fake, refresh_token="revoked")))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    with pytest.raises(AuthError, match="gcloud auth application-default login"):
+        load_credentials(AuthRequest(project_id=PROJECT, endpoints=_with_oauth2(endpoints, fake), environ={}))
+
+
+def test_no_credentials_at_all(endpoints, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "empty"))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    with pytest.raises(AuthError, match="No Google credentials found"):
+        load_credentials(AuthRequest(project_id=PROJECT, endpoints=endpoints, environ={}))

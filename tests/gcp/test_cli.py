@@ -219,3 +219,11 @@ def test_real_cli_subprocess_schedules_through_env_endpoints_and_masks_tokens(fa
     again = subprocess.run([CLI, "schedule"], cwd=cloud_project, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr
     assert len(fake.active_schedules("kvc-demo-experiment-default")) == 1
+
+
+def test_run_once_wait_timeout_says_the_run_goes_on(fake, cli_env, cloud_project):
+    fake.job_states = ["PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING"]
+    result = _invoke(cloud_project, {**cli_env, "KEDRO_VERTEX_CI_POLL_SECONDS": "0.05"}, "run-once", "--wait",
+                     "--timeout", "0.2")
+    assert result.exit_code == 1
+    assert "still PIPELINE_STATE_RUNNING" in result.output and "keeps running" in result.output

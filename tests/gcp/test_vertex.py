@@ -218,3 +218,13 @@ def test_schedule_create_retries_on_unavailable(fake, vertex, tiny_spec):
     fake.inject("POST", "schedules", status=503, times=2)
     deploy_schedule(vertex, _schedule(vertex, tiny_spec, "c1"))
     assert len(fake.active_schedules()) == 1
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"start_time": "tomorrow"}, "RFC 3339"),
+    ({"start_time": "2030-01-02T00:00:00Z", "end_time": "2030-01-01T00:00:00Z"}, "not after"),
+    ({"max_concurrent_run_count": 0}, "at least 1"),
+])
+def test_schedule_settings_rejected_offline(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings({}, "__default__", overrides)
