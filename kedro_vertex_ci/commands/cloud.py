@@ -7,7 +7,6 @@ Everything that can be checked offline (config, cron, labels) is checked before 
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -22,17 +21,14 @@ _AUTH_HELP = "Workload Identity provider (projects/NUMBER/locations/global/workl
 
 def _auth_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options every authenticated command takes (also read from the environment, as the Action sets them)."""
-
-    @click.option("--workload-identity-provider", "provider", envvar="KEDRO_VERTEX_CI_WORKLOAD_IDENTITY_PROVIDER",
-                  default=None, help=_AUTH_HELP + " [env: KEDRO_VERTEX_CI_WORKLOAD_IDENTITY_PROVIDER]")
-    @click.option("--impersonate-service-account", "impersonate", envvar="KEDRO_VERTEX_CI_SERVICE_ACCOUNT",
-                  default=None, help="Service account to act as after the federation exchange. "
-                  "[env: KEDRO_VERTEX_CI_SERVICE_ACCOUNT]")
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return command(*args, **kwargs)
-
-    return wrapper
+    command = click.option(
+        "--impersonate-service-account", "impersonate", envvar="KEDRO_VERTEX_CI_SERVICE_ACCOUNT", default=None,
+        help="Service account to act as after the federation exchange. [env: KEDRO_VERTEX_CI_SERVICE_ACCOUNT]",
+    )(command)
+    return click.option(
+        "--workload-identity-provider", "provider", envvar="KEDRO_VERTEX_CI_WORKLOAD_IDENTITY_PROVIDER",
+        default=None, help=_AUTH_HELP + " [env: KEDRO_VERTEX_CI_WORKLOAD_IDENTITY_PROVIDER]",
+    )(command)
 
 
 def _labels_option(command: Callable[..., Any]) -> Callable[..., Any]:

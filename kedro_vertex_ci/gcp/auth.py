@@ -280,3 +280,38 @@ def _mask_every_token(credentials: Any, mask: Callable[[str], None]) -> None:
         credentials.refresh = refresh_and_mask
     except AttributeError:
         pass
+
+
+def fetch_id_token(credentials: Any, service_account: str, audience: str, endpoints: Endpoints,
+                   mask: Callable[[str], None] = lambda _s: None) -> str:
+    """An OIDC ID token for ``audience`` (e.g. an IAP-protected MLflow) minted for ``service_account``.
+
+    Federated credentials cannot sign ID tokens themselves; IAM Credentials ``generateIdToken`` can, given
+    roles/iam.serviceAccountOpenIdTokenCreator on the service account.
+    """
+    from google.api_core import exceptions
+    from google.auth.transport.requests import AuthorizedSession
+
+    from .hints import Where, explain
+    from .retry import call_with_retry, http_status
+
+    url = endpoints.iamcredentials_method(validate_service_account(service_account), "generateIdToken")
+    session = AuthorizedSession(credentials)
+
+    def post() -> str:
+        response = session.post(url, json={"audience": audience, "includeEmail": True}, timeout=30)
+        if response.status_code >= 400:
+            raise exceptions.from_http_response(response)
+        return str(response.json()["token"])
+
+    try:
+        token = call_with_retry(post, what="mint an ID token")
+    except Exception as err:
+        if http_status(err) == 403:
+            raise AuthError(f"Minting an ID token for {service_account} was denied: grant the identity in use "
+                            f"roles/iam.serviceAccountOpenIdTokenCreator on it.") from err
+        if http_status(err) is not None:
+            raise explain(err, Where("iamcredentials", "-", action="mint an ID token")) from err
+        raise
+    mask(token)
+    return token

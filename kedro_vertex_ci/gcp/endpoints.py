@@ -42,8 +42,11 @@ class Endpoints:
         return f"{self.oauth2}/token" if self.oauth2 else None
 
     def impersonation_url(self, service_account: str) -> str:
+        return self.iamcredentials_method(service_account, "generateAccessToken")
+
+    def iamcredentials_method(self, service_account: str, method: str) -> str:
         base = self.iamcredentials or "https://iamcredentials.googleapis.com"
-        return f"{base}/v1/projects/-/serviceAccounts/{service_account}:generateAccessToken"
+        return f"{base}/v1/projects/-/serviceAccounts/{service_account}:{method}"
 
 
 def _clean(url: Any) -> str | None:

@@ -196,3 +196,17 @@ def test_no_credentials_at_all(endpoints, tmp_path, monkeypatch):
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     with pytest.raises(AuthError, match="No Google credentials found"):
         load_credentials(AuthRequest(project_id=PROJECT, endpoints=endpoints, environ={}))
+
+
+def test_id_token_for_an_iap_audience_is_minted_with_the_federated_identity(fake, endpoints, credentials, capfd):
+    from kedro_vertex_ci.gcp.auth import fetch_id_token
+
+    fake.inject("POST", "generateIdToken", status=503)
+    token = fetch_id_token(credentials, SERVICE_ACCOUNT, "https://mlflow.example.com", endpoints,
+                           mask=github_masker({"GITHUB_ACTIONS": "true"}))
+    request = fake.calls("POST", "generateIdToken")[-1]
+    assert request.path == f"/v1/projects/-/serviceAccounts/{SERVICE_ACCOUNT}:generateIdToken"
+    assert request.bearer == credentials.token
+    assert request.json == {"audience": "https://mlflow.example.com", "includeEmail": True}
+    assert token.count(".") == 2
+    assert capfd.readouterr().out.splitlines() == [f"::add-mask::{token}"]
