@@ -43,8 +43,8 @@ def mutate_and_sum(xs):
     return sum(xs)
 
 
-def report(label, tag, n, status):
-    return {"label": label, "tag": tag, "n": n, "status": status}
+def report(label, tag, n, status, env_run_id):
+    return {"label": label, "tag": tag, "n": n, "status": status, "env_run_id": env_run_id}
 
 
 def sleep_forever(xs):
@@ -87,7 +87,12 @@ def register_pipelines():
     )
     misc = Pipeline(
         [
-            node(report, ["params:label", "params:tag", "params:n", "params:status"], "report", name="report"),
+            node(
+                report,
+                ["params:label", "params:tag", "params:n", "params:status", "params:env_run_id"],
+                "report",
+                name="report",
+            ),
             node(make, "params:n", "s", name="make_s"),
             node(sleep_forever, "s", "slept", name="sleep"),
             node(boom, "s", "never", name="boom"),
@@ -119,7 +124,10 @@ from rtdemo.hooks import CountKedroStarts
 HOOKS = (CountKedroStarts(),)
 # kedro-mlflow is installed in the dev venv; its hooks would need an MLflow store this project lacks.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
-CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
+from omegaconf.resolvers import oc
+
+# The project opted into oc.env (Kedro disables it by default): the step exports KEDRO_CONFIG_RUN_ID.
+CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local", "custom_resolvers": {"oc.env": oc.env}}
 """
 
 CATALOG = """
@@ -137,6 +145,7 @@ n: 4
 label: from-yaml
 tag: "${vertex:run_id}|${vertex:job_name}|${vertex:commit_id}|${vertex:branch_name}|${vertex:team,ds}"
 status: ${vertex:pipeline_status}
+env_run_id: ${oc.env:KEDRO_CONFIG_RUN_ID}
 """
 
 

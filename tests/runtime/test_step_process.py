@@ -113,6 +113,7 @@ def test_cli_parameters_override_parameters_yml_and_run_values_resolve(rt_projec
         "n": 3,
         "tag": "run-p|job-p|abc123|feature-x|ml",
         "status": "unknown",
+        "env_run_id": "run-p",
     }
 
 
@@ -135,6 +136,7 @@ def test_run_values_fall_back_to_defaults_and_on_exit_status_is_visible(rt_proje
         "n": 4,
         "tag": "run-exit|job-exit|dirty|dirty|ds",
         "status": "FAILED",
+        "env_run_id": "run-exit",
     }
 
 
