@@ -98,7 +98,8 @@ def run_step(inv: StepInvocation, project: Path, injector: InjectIntermediates |
         raise StepSetupError("no --node given: a step runs at least one node")
     bootstrap_project(project)
     injector = injector or InjectIntermediates(inv)
-    with KedroSession.create(project_path=project, env=inv.env, runtime_params=inv.params or None) as session:
+    session = KedroSession.create(project_path=project, env=inv.env, runtime_params=inv.params or None)
+    with session:
         # The session's own hook manager: Kedro offers no public way to add a hook for one session.
         session._hook_manager.register(injector)
         session.run(**_pipeline_argument(session, inv.pipeline), node_names=list(inv.nodes))

@@ -52,6 +52,10 @@ def sleep_forever(xs):
     return xs
 
 
+def ask(xs):
+    return input("Continue? [y/N] ")
+
+
 def boom(xs):
     raise RuntimeError("boom from a user node")
 """
@@ -59,7 +63,7 @@ def boom(xs):
 PIPELINES = """
 from kedro.pipeline import Pipeline, node
 
-from .nodes import boom, double, make, mutate_and_sum, report, sleep_forever, total
+from .nodes import ask, boom, double, make, mutate_and_sum, report, sleep_forever, total
 
 
 def register_pipelines():
@@ -96,6 +100,7 @@ def register_pipelines():
             node(make, "params:n", "s", name="make_s"),
             node(sleep_forever, "s", "slept", name="sleep"),
             node(boom, "s", "never", name="boom"),
+            node(ask, "s", "answer", name="ask"),
         ]
     )
     return {"__default__": chain, "inside": inside, "odd": odd, "misc": misc}
@@ -190,7 +195,11 @@ def rt_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def step(
-    project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    project: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    stdin: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``kedro-vertex-ci step ARGS`` as its own process in ``project``, as a Vertex task would."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
@@ -201,7 +210,7 @@ def step(
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
     )
 
 

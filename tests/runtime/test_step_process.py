@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -269,3 +270,23 @@ def test_a_folder_that_is_not_a_kedro_project_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert _last_line(result.stderr).startswith("kedro-vertex-ci step: error: cannot start the step:")
+
+
+def test_a_prompt_never_waits_for_a_human(rt_project, tmp_path):
+    read_end, write_end = os.pipe()  # an open stdin nobody writes to: input() would wait forever
+    try:
+        result = step(
+            rt_project,
+            *("--pipeline", "misc", "--node", "make_s", "--node", "ask"),
+            *_run_args("run-ask", tmp_path),
+            stdin=read_end,
+            timeout=60,
+        )
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert result.returncode == 1
+    assert (
+        _last_line(result.stderr)
+        == "kedro-vertex-ci step: error: node failed: EOFError: EOF when reading a line"
+    )
