@@ -147,3 +147,34 @@ def test_make_demo_installs_and_dry_runs_the_example():
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     assert "run-local spaceflights-lite: succeeded" in proc.stdout
     assert (EXAMPLE / "data/08_reporting/metrics.json").is_file()
+
+
+def test_a_gs_pipeline_root_carries_intermediates_through_the_gcs_emulator(local_run, gcs_emulator):
+    """``--pipeline-root gs://…``: steps see the bucket path, ``fleet_summary`` travels through the emulator."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from tests.local.conftest import BUCKET
+
+    project, _ = local_run
+    env = {"STORAGE_EMULATOR_HOST": gcs_emulator, "NO_GCE_CHECK": "true"}
+    argv = [str(BIN / "kedro-vertex-ci"), "run-local", "--json", "--run-id", "gs-run"]
+    argv += ["--pipeline-root", f"gs://{BUCKET}/local-root", "--from-nodes", "summarise_fleet"]
+    proc = subprocess.run(
+        argv, cwd=project, env={**_env(), **env}, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["pipeline_root"] == f"gs://{BUCKET}/local-root"
+    assert {s["name"] for s in result["steps"]} == {
+        "summarise-fleet",
+        "format-fleet-report",
+        "price-by-capacity",
+    }
+    client = storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
+    )
+    names = [b.name for b in client.list_blobs(BUCKET, prefix="local-root/kedro-vertex-ci/gs-run/")]
+    assert names == ["local-root/kedro-vertex-ci/gs-run/fleet_summary.bin"]
+    logs = project / ".kedro-vertex-ci" / "runs" / "gs-run" / "logs"
+    assert (logs / "format-fleet-report.log").is_file()  # logs stay local whatever the root
