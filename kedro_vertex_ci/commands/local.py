@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # types only: importing cli here at run time would be a cycle
+    from ..cli import Ctx
+    from ..local.run import Runner, RunOptions
 
 
 def _split_names(values: tuple[str, ...]) -> list[str]:
@@ -24,7 +29,9 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-def _load_spec(ctx, spec_file: Path | None, pipeline: str, image: str | None) -> tuple[dict, dict[str, str]]:  # type: ignore[no-untyped-def]
+def _load_spec(
+    ctx: Ctx, spec_file: Path | None, pipeline: str, image: str | None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """(spec dict, Kedro key -> input name) from ``--spec`` or by compiling the project."""
     from ..errors import ConfigError
 
@@ -118,8 +125,8 @@ def _load_spec(ctx, spec_file: Path | None, pipeline: str, image: str | None) ->
     "--json", "as_json", is_flag=True, help="Print a machine-readable result instead of live progress."
 )
 @click.pass_obj
-def run_local(  # noqa: PLR0913 - one parameter per option
-    ctx,  # type: ignore[no-untyped-def]
+def run_local(
+    ctx: Ctx,
     spec_file: Path | None,
     pipeline: str,
     params: tuple[str, ...],
@@ -172,7 +179,14 @@ def run_local(  # noqa: PLR0913 - one parameter per option
         raise StepFailed(f"run {result.run_id} failed: step(s) {names}; logs in {result.run_dir / 'logs'}")
 
 
-def _make_runner(kind, project: Path, options, image, workdir, mounts):  # type: ignore[no-untyped-def]
+def _make_runner(
+    kind: str,
+    project: Path,
+    options: RunOptions,
+    image: str | None,
+    workdir: str | None,
+    mounts: tuple[str, ...],
+) -> Runner:
     from ..errors import ConfigError
     from ..local.runners import DockerRunner, SubprocessRunner
 

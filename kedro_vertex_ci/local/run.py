@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .executor import Observer, State, StepOutcome, execute
 from .placeholders import RunContext, check_renderable, render_command, render_env, resolve_params
 from .runners import Invocation
-from .specgraph import TaskGraph, build_graph, select_tasks, split_job
+from .specgraph import Task, TaskGraph, build_graph, select_tasks, split_job
 
 
 class Runner(Protocol):
@@ -151,7 +151,7 @@ def run_spec(
         on_prepared(graph, ctx)
     logs = run_dir / "logs"
 
-    def launch(task, statuses):  # type: ignore[no-untyped-def]
+    def launch(task: Task, statuses: Mapping[str, str]) -> int:
         command, args = render_command(task, ctx, statuses)
         inv = Invocation(
             task=task.name,

@@ -218,11 +218,14 @@ class _Flattener:
 
     def _component(self, task_name: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         ref = (body.get("componentRef") or {}).get("name")
-        if ref not in self.components:
+        component = self.components.get(ref) if isinstance(ref, str) else None
+        if not isinstance(component, Mapping):
             raise ConfigError(f"spec: task {task_name!r} refers to unknown component {ref!r}")
-        return self.components[ref]
+        return component
 
-    def _source(self, task: str, name: str, wiring: Mapping[str, Any], scope: Mapping[str, InputSource]):
+    def _source(
+        self, task: str, name: str, wiring: Mapping[str, Any], scope: Mapping[str, InputSource]
+    ) -> InputSource:
         if "componentInputParameter" in wiring:
             ref = wiring["componentInputParameter"]
             if ref not in scope:
@@ -238,9 +241,18 @@ class _Flattener:
             "(kedro-vertex-ci specs wire inputs from pipeline parameters only)"
         )
 
-    def _add_leaf(self, name, body, component, sources, deps, group) -> None:
+    def _add_leaf(
+        self,
+        name: str,
+        body: Mapping[str, Any],
+        component: Mapping[str, Any],
+        sources: dict[str, InputSource],
+        deps: list[str],
+        group: str | None,
+    ) -> None:
         label = component.get("executorLabel")
-        if label not in self.executors or "container" not in self.executors[label]:
+        executor = self.executors.get(label) if isinstance(label, str) else None
+        if not isinstance(executor, Mapping) or "container" not in executor:
             raise ConfigError(f"spec: task {name!r} has no container executor ({label!r})")
         if name in self.tasks:
             raise ConfigError(f"spec: task name {name!r} appears twice; run-local needs unique task names")
@@ -251,7 +263,7 @@ class _Flattener:
         policy = (body.get("triggerPolicy") or {}).get("strategy")
         self.tasks[name] = Task(
             name=name,
-            container=parse_container(self.executors[label]["container"]),
+            container=parse_container(executor["container"]),
             depends_on=tuple(dict.fromkeys(deps)),
             inputs=sources,
             input_types={k: d.get("parameterType", "STRING") for k, d in definitions.items()},
