@@ -99,10 +99,19 @@ def _run_labels(config: Any, identity: str, pipeline: str, project: Path, extra:
 
 
 def _network(config: Any) -> str | None:
+    """Vertex peers with ``projects/NUMBER/global/networks/NAME`` and needs the project NUMBER there."""
+    import re
+
+    from ..errors import ConfigError, Problem
+
     vpc = getattr(getattr(config.run_config, "network", None), "vpc", None)
-    if not vpc or vpc.startswith("projects/"):
+    if not vpc or re.fullmatch(r"projects/\d+/global/networks/[^/]+", vpc):
         return vpc
-    return f"projects/{config.project_id}/global/networks/{vpc}"
+    name = vpc.rsplit("/", 1)[-1]
+    raise ConfigError([Problem("conf/base/vertexai.yml", "run_config.network.vpc",
+                               f"{vpc!r}: Vertex AI needs projects/PROJECT_NUMBER/global/networks/{name} (find the "
+                               f"number with `gcloud projects describe {config.project_id} "
+                               f"--format='value(projectNumber)'`)")])
 
 
 def _require_root(config: Any) -> str:
@@ -187,9 +196,12 @@ def _build_image(ctx: Any, config: Any, credentials: Any, endpoints: Any, *, wai
     if not wait:
         return started.build_id, None
     begun = time.monotonic()
+    shown: list[str] = []
 
     def show(status: str) -> None:
-        click.echo(f"  [{time.monotonic() - begun:5.0f}s] build {status}")
+        if not shown or shown[-1] != status:
+            click.echo(f"  [{time.monotonic() - begun:5.0f}s] build {status}")
+            shown.append(status)
 
     finished = client.wait(started, on_update=show, poll_seconds=_poll_seconds(5.0))
     digest = pushed_digest(finished, settings.image)
@@ -329,6 +341,7 @@ def _in_the_past(moment: str | None) -> bool:
 @click.option("--allow-queueing/--no-allow-queueing", default=None, help="Queue runs beyond the concurrency.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a parameter's default.")
 @click.option("--image", default=None, help="Image for the steps (overrides run_config.image).")
+@click.option("--build", "build_first", is_flag=True, help="Build the image with Cloud Build first; pin its digest.")
 @click.option("--cache/--no-cache", default=None, help="Override caching for every step.")
 @_labels_option
 @_auth_options
@@ -336,8 +349,8 @@ def _in_the_past(moment: str | None) -> bool:
 def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timezone: str | None,
                      start_time: str | None, end_time: str | None, max_run_count: int | None,
                      max_concurrent_run_count: int | None, allow_queueing: bool | None, params: tuple[str, ...],
-                     image: str | None, cache: bool | None, labels: tuple[str, ...], provider: str | None,
-                     impersonate: str | None) -> None:
+                     image: str | None, build_first: bool, cache: bool | None, labels: tuple[str, ...],
+                     provider: str | None, impersonate: str | None) -> None:
     """Create or replace this project's one schedule for PIPELINE (safe to repeat)."""
     from ..gcp import names
     from ..gcp.schedules import deploy_schedule, schedule_body
@@ -357,6 +370,10 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
     display_name = names.schedule_display_name(_identity(config, compiled.project_name), pipeline)
     endpoints = _endpoints(config)
     credentials = _credentials(config, endpoints, provider, impersonate)
+    if build_first:
+        _, pinned = _build_image(ctx, config, credentials, endpoints, wait=True)
+        compiled = _compile(ctx, pipeline, pinned, params)
+        click.echo(f"Pinned image {pinned}")
     vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
     body = schedule_body(display_name, schedule, vertex.parent, pipeline_job_body(compiled.spec, settings))
     deployed = deploy_schedule(vertex, body, on_event=lambda m: click.echo(f"  {m}"))

@@ -227,3 +227,23 @@ def test_run_once_wait_timeout_says_the_run_goes_on(fake, cli_env, cloud_project
                      "--timeout", "0.2")
     assert result.exit_code == 1
     assert "still PIPELINE_STATE_RUNNING" in result.output and "keeps running" in result.output
+
+
+def test_vpc_without_project_number_is_a_config_error_before_any_call(fake, cli_env, cloud_project):
+    config = cloud_project / "conf" / "base" / "vertexai.yml"
+    config.write_text(config.read_text().replace("projects/123456789012/global/networks/ml-vpc", "ml-vpc"))
+    result = _invoke(cloud_project, cli_env, "run-once")
+    assert result.exit_code == 2
+    assert "run_config.network.vpc" in result.output and "projects/PROJECT_NUMBER/global/networks/ml-vpc" in result.output
+    assert not fake.requests
+
+
+def test_schedule_with_build_pins_the_digest_in_the_scheduled_spec(fake, cli_env, cloud_project, bucket):
+    bucket("demo-bucket")
+    result = _invoke(cloud_project, cli_env, "schedule", "--build")
+    assert result.exit_code == 0, result.output
+    schedule, = fake.active_schedules()
+    spec = schedule["createPipelineJobRequest"]["pipelineJob"]["pipelineSpec"]
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert len(images) == 1 and "@sha256:" in images.pop()
+    assert result.output.count("build WORKING") == 1
