@@ -169,3 +169,49 @@ def test_the_console_script_reports_progress_and_a_summary(tmp_path):
     assert "run-local parallel: succeeded" in proc.stdout
     for name in ("sleeper", "sleeper-2", "join"):
         assert name in proc.stdout
+
+
+def test_ctrl_c_stops_the_running_steps(tmp_path):
+    """SIGINT to run-local terminates its step processes instead of leaving them behind."""
+    import os
+    import signal
+
+    pid_file = tmp_path / "step.pid"
+    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    spec = {
+        "pipelineInfo": {"name": "long"},
+        "components": {"comp-long": {"executorLabel": "exec-long"}},
+        "deploymentSpec": {
+            "executors": {
+                "exec-long": {"container": {"image": "img", "command": ["python", "-c", code, str(pid_file)]}}
+            }
+        },
+        "root": {
+            "dag": {"tasks": {"long": {"componentRef": {"name": "comp-long"}, "taskInfo": {"name": "long"}}}}
+        },
+    }
+    spec_path = _spec_file(tmp_path, json.dumps(spec))
+    script = Path(sys.executable).parent / "kedro-vertex-ci"
+    proc = subprocess.Popen(
+        [str(script), "run-local", "--spec", str(spec_path), "--root", str(tmp_path / "r")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    step_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(step_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the step process outlived run-local")
