@@ -97,8 +97,10 @@ class Vertex:
 
     def __init__(self, project: str, region: str, credentials: Any, endpoints: Endpoints | None = None,
                  policy: RetryPolicy = DEFAULT_POLICY, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[str, int, BaseException], None] | None = None):
+                 on_retry: Callable[[str, int, BaseException], None] | None = None,
+                 request_timeout: float = _TIMEOUT):
         self.project, self.region = project, region
+        self._timeout = request_timeout
         self._credentials, self._endpoint = credentials, (endpoints or Endpoints()).vertex_url(region)
         self._policy, self._sleep, self._on_retry = policy, sleep, on_retry
         self._pipelines: Any = None
@@ -150,10 +152,10 @@ class Vertex:
         def create() -> Any:
             try:
                 return client.create_pipeline_job(parent=self.parent, pipeline_job=job, pipeline_job_id=job_id,
-                                                  retry=None, timeout=_TIMEOUT)
+                                                  retry=None, timeout=self._timeout)
             except Exception as err:
                 if http_status(err) == 409:  # our own earlier attempt got through
-                    return client.get_pipeline_job(name=name, retry=None, timeout=_TIMEOUT)
+                    return client.get_pipeline_job(name=name, retry=None, timeout=self._timeout)
                 raise
 
         created = self._call("submit the pipeline job", create,
@@ -163,7 +165,7 @@ class Vertex:
     def get_job(self, name: str) -> dict[str, Any]:
         client = self._pipeline_client()
         return _to_dict(self._call("read the pipeline job",
-                                   lambda: client.get_pipeline_job(name=name, retry=None, timeout=_TIMEOUT)))
+                                   lambda: client.get_pipeline_job(name=name, retry=None, timeout=self._timeout)))
 
     def list_jobs(self, filter_: str = "", limit: int = 20) -> list[dict[str, Any]]:
         client = self._pipeline_client()
@@ -171,7 +173,7 @@ class Vertex:
         def fetch() -> list[dict[str, Any]]:
             pages = client.list_pipeline_jobs(request={"parent": self.parent, "filter": filter_,
                                                        "page_size": min(limit, 100), "order_by": "create_time desc"},
-                                              retry=None, timeout=_TIMEOUT)
+                                              retry=None, timeout=self._timeout)
             return [_to_dict(job) for job in _take(pages, limit)]
 
         return list(self._call("list pipeline jobs", fetch))
@@ -197,14 +199,14 @@ class Vertex:
         schedule = Schedule.from_json(json.dumps(body), ignore_unknown_fields=False)
         client = self._schedule_client()
         return _to_dict(self._call("create the schedule", lambda: client.create_schedule(
-            parent=self.parent, schedule=schedule, retry=None, timeout=_TIMEOUT)))
+            parent=self.parent, schedule=schedule, retry=None, timeout=self._timeout)))
 
     def list_schedules(self, filter_: str = "") -> list[dict[str, Any]]:
         client = self._schedule_client()
 
         def fetch() -> list[dict[str, Any]]:
             pages = client.list_schedules(request={"parent": self.parent, "filter": filter_, "page_size": 100},
-                                          retry=None, timeout=_TIMEOUT)
+                                          retry=None, timeout=self._timeout)
             return [_to_dict(s) for s in pages]
 
         return list(self._call("list schedules", fetch))
@@ -215,7 +217,7 @@ class Vertex:
 
         def delete() -> bool:
             try:
-                client.delete_schedule(name=name, retry=None, timeout=_TIMEOUT)
+                client.delete_schedule(name=name, retry=None, timeout=self._timeout)
             except Exception as err:
                 if http_status(err) == 404:
                     return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -228,3 +229,14 @@ def test_schedule_create_retries_on_unavailable(fake, vertex, tiny_spec):
 def test_schedule_settings_rejected_offline(overrides, message):
     with pytest.raises(ConfigError, match=message):
         resolve_settings({}, "__default__", overrides)
+
+
+def test_a_stalled_request_times_out_and_is_retried(fake, credentials, endpoints, tiny_spec):
+    client = Vertex(PROJECT, REGION, credentials, endpoints, policy=FAST, sleep=lambda _s: None,
+                    request_timeout=0.5)
+    fake.inject("POST", "pipelineJobs", delay=1.5)
+    job = client.submit(pipeline_job_body(tiny_spec, _settings()), "slow-1")
+    assert job["name"].endswith("/slow-1")
+    assert len(fake.calls("POST", "pipelineJobs")) == 2
+    time.sleep(1.2)  # the stalled first request finishes late and must not have made a second job
+    assert list(fake.jobs) == ["slow-1"]
