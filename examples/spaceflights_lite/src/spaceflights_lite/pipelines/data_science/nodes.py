@@ -1,4 +1,8 @@
-"""Split, train a random forest on the price, evaluate it."""
+"""Split, train a random forest on the price, evaluate it.
+
+scikit-learn is imported inside the nodes: every step process loads the pipeline registry, and only the
+steps that train or evaluate should pay for importing it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import train_test_split
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,8 @@ def split_data(
     table: pd.DataFrame, features: list[str], test_size: float, seed: int, model_options: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
     """Train/test split of ``features`` → ``model_options['target']``."""
+    from sklearn.model_selection import train_test_split
+
     x = table[list(features)].astype(float)
     y = table[model_options["target"]]
     x_train, x_test, y_train, y_test = train_test_split(
@@ -28,6 +31,8 @@ def split_data(
 
 def train_model(x_train: pd.DataFrame, y_train: pd.Series, seed: int, model_options: dict[str, Any]):
     """A random forest with the hyper-parameters from ``model_options['regressor']``."""
+    from sklearn.ensemble import RandomForestRegressor
+
     settings = model_options["regressor"]
     model = RandomForestRegressor(
         n_estimators=int(settings["n_estimators"]),
@@ -40,6 +45,8 @@ def train_model(x_train: pd.DataFrame, y_train: pd.Series, seed: int, model_opti
 
 def evaluate_model(model, x_test: pd.DataFrame, y_test: pd.Series) -> dict[str, float]:
     """R² and mean absolute error on the held-out rows."""
+    from sklearn.metrics import mean_absolute_error, r2_score
+
     predicted = model.predict(x_test)
     metrics = {
         "r2": float(r2_score(y_test, predicted)),
