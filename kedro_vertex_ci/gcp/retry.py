@@ -27,7 +27,7 @@ class RetryPolicy:
     max_delay: float = 8.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * (2**attempt)) * random.uniform(0.8, 1.0)
+        return float(min(self.max_delay, self.base_delay * (2**attempt)) * random.uniform(0.8, 1.0))
 
 
 DEFAULT_POLICY = RetryPolicy()

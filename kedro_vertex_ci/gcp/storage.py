@@ -29,7 +29,7 @@ class Storage:
 
     def client(self) -> Any:
         if self._client is None:
-            from google.cloud import storage
+            from google.cloud import storage  # type: ignore[attr-defined]
 
             self._client = storage.Client(project=self.project, credentials=self._credentials,
                                           client_options={"api_endpoint": self._endpoints.storage_url()})
