@@ -96,6 +96,13 @@ def _load_spec(
     help="Extra bind mount for --runner docker (repeatable).",
 )
 @click.option(
+    "--mount-data/--no-mount-data",
+    default=True,
+    show_default=True,
+    help="--runner docker: share the project's data/ folder with every container (at <workdir>/data), so "
+    "catalog files one step writes reach the next.",
+)
+@click.option(
     "--max-parallel",
     type=click.IntRange(min=1),
     default=None,
@@ -136,6 +143,7 @@ def run_local(
     image: str | None,
     workdir: str | None,
     mounts: tuple[str, ...],
+    mount_data: bool,
     max_parallel: int | None,
     run_id: str | None,
     keep_going: bool,
@@ -164,7 +172,8 @@ def run_local(
         to_nodes=_split_names(to_nodes),
     )
     graph, _ = prepare(spec, options)
-    step_runner = _make_runner(runner, ctx.project, options, image, workdir, mounts)
+    images = {t.container.image for t in graph.tasks}
+    step_runner = _make_runner(runner, ctx.project, options, images, (image, workdir, mounts, mount_data))
     if as_json:
         result = run_spec(spec, step_runner, options)
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -183,22 +192,30 @@ def _make_runner(
     kind: str,
     project: Path,
     options: RunOptions,
-    image: str | None,
-    workdir: str | None,
-    mounts: tuple[str, ...],
+    images: set[str],
+    docker_options: tuple[str | None, str | None, tuple[str, ...], bool],
 ) -> Runner:
+    """The subprocess runner, or a Docker runner whose image was checked before anything runs."""
     from ..errors import ConfigError
-    from ..local.runners import DockerRunner, SubprocessRunner
+    from ..local.runners import DockerRunner, SubprocessRunner, image_workdir, plan_mounts
 
     if kind == "subprocess":
         return SubprocessRunner(project)
-    binds: list[tuple[str, str]] = []
-    if not (options.pipeline_root or "").startswith("gs://"):
-        options.root.mkdir(parents=True, exist_ok=True)
-        binds.append((str(options.root), str(options.root)))
+    image, workdir, mounts, mount_data = docker_options
+    if image is None and len(images) > 1:
+        raise ConfigError(f"--runner docker: the spec uses several images {sorted(images)}; pass --image")
+    chosen = image or next(iter(images), "")
+    image_dir = image_workdir(chosen)
+    extra: list[tuple[str, str]] = []
     for item in mounts:
         host, sep, inside = item.rpartition(":")
         if not sep or not host or not inside.startswith("/"):
             raise ConfigError(f"--mount {item!r}: expected HOST_PATH:/CONTAINER_PATH")
-        binds.append((str(Path(host).resolve()), inside))
+        extra.append((str(Path(host).resolve()), inside))
+    data = project / "data" if mount_data else None
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+    if not (options.pipeline_root or "").startswith("gs://"):
+        options.root.mkdir(parents=True, exist_ok=True)
+    binds = plan_mounts(options.root, options.pipeline_root, data, workdir or image_dir, extra)
     return DockerRunner(image=image, mounts=binds, workdir=workdir)

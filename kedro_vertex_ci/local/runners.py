@@ -161,6 +161,51 @@ class DockerRunner:
         self._tracker.terminate()
 
 
+def plan_mounts(
+    root: Path,
+    pipeline_root: str | None,
+    project_data: Path | None,
+    workdir: str | None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
+    """Bind mounts for a Docker dry run (pure).
+
+    The local root at the same path, so ``{{$.pipeline_root}}`` means the same inside and out (not needed for
+    a ``gs://`` root). The project's ``data`` folder at ``<workdir>/data``: on Vertex the catalog points at
+    Cloud Storage, locally each step is a fresh container, so catalog files written by one step reach the next
+    only through a shared folder.
+    """
+    binds: list[tuple[str, str]] = []
+    if not (pipeline_root or "").startswith("gs://"):
+        binds.append((str(root), str(root)))
+    if project_data is not None and workdir:
+        binds.append((str(project_data), workdir.rstrip("/") + "/data"))
+    binds.extend(extra)
+    return binds
+
+
+def image_workdir(image: str, docker: str = "docker", env: Mapping[str, str] | None = None) -> str:
+    """The image's WORKDIR (where Kedro runs in it); ConfigError if the engine lacks the image or is down."""
+    from ..errors import ConfigError
+
+    argv = [docker, "image", "inspect", "--format", "{{.Config.WorkingDir}}", image]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=30, env=None if env is None else dict(env)
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ConfigError(f"--runner docker: cannot run {docker!r} ({err}); is Docker installed?") from err
+    if proc.returncode != 0:
+        detail = (
+            proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit code {proc.returncode}"
+        )
+        raise ConfigError(
+            f"--runner docker: image {image!r} is not available to the Docker engine ({detail}). "
+            "Build it first (kedro-vertex-ci build, or docker build), or pass --image"
+        )
+    return proc.stdout.strip() or "/"
+
+
 def _docker_cpus(cpu: float, host_cpus: int) -> str:
     """Docker refuses ``--cpus`` above the host's core count: cap it (a dry run needs no more)."""
     value = min(cpu, float(host_cpus))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -116,3 +117,44 @@ def test_subprocess_runner_runs_from_the_project_root_and_logs_both_streams(tmp_
 
 def test_venv_bin_holds_this_interpreter():
     assert (venv_bin() / Path(sys.executable).name).exists()
+
+
+@pytest.mark.parametrize(
+    ("pipeline_root", "data", "workdir", "expected"),
+    [
+        (None, Path("/p/data"), "/project", [("/runs", "/runs"), ("/p/data", "/project/data")]),
+        ("gs://b/root", Path("/p/data"), "/project/", [("/p/data", "/project/data")]),
+        (None, None, "/project", [("/runs", "/runs")]),
+        (None, Path("/p/data"), None, [("/runs", "/runs")]),
+    ],
+)
+def test_docker_mounts_share_the_root_at_the_same_path_and_the_data_folder(
+    pipeline_root, data, workdir, expected
+):
+    from kedro_vertex_ci.local.runners import plan_mounts
+
+    assert plan_mounts(Path("/runs"), pipeline_root, data, workdir, [("/x", "/y")]) == [
+        *expected,
+        ("/x", "/y"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("docker", "env", "message"),
+    [
+        ("/nonexistent/docker", None, "cannot run '/nonexistent/docker'"),
+        (
+            "docker",
+            {"DOCKER_HOST": "unix:///nonexistent/docker.sock", "PATH": os.environ["PATH"]},
+            "not available",
+        ),
+    ],
+)
+def test_a_missing_docker_or_image_is_a_config_error_before_anything_runs(docker, env, message):
+    from kedro_vertex_ci.errors import ConfigError
+    from kedro_vertex_ci.local.runners import image_workdir
+
+    if docker == "docker" and not shutil.which("docker"):
+        pytest.fail("the docker CLI is part of the test environment (make test installs docker.io)")
+    with pytest.raises(ConfigError, match=message):
+        image_workdir("example/app:missing", docker=docker, env=env)
