@@ -46,6 +46,8 @@ def _load_spec(
     from ..compiler import compile_pipeline
 
     compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image)
+    for warning in compiled.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return dict(compiled.spec), {p.key: p.name for p in compiled.plan.params}
 
 
