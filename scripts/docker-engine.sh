@@ -13,6 +13,7 @@
 #
 # KVC_DOCKER_DIR (default /var/tmp/kvc-docker) chooses the folder; one daemon per folder.
 set -euo pipefail
+shopt -s inherit_errexit
 
 readonly BASE_IMAGE=kvc-base:bookworm
 readonly BASE_RECIPE=1 # bump when the base image recipe below changes: `up` then rebuilds it
