@@ -6,6 +6,7 @@ Generated from the numbers, so the text can never claim more than the tables sho
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -75,9 +76,7 @@ def _data(raw: Mapping[str, Any]) -> list[str]:
     for key, result in raw.items():
         target, mb = key.split("/")
         for label, obj in result["objects"].items():
-            times = {
-                c: sorted(obj[c]["seconds"])[len(obj[c]["seconds"]) // 2] for c in ("ours", "bz2", "raw")
-            }
+            times = {c: statistics.median(obj[c]["seconds"]) for c in ("ours", "bz2", "raw")}
             speedup = times["bz2"] / times["ours"]
             floor_ratio = times["ours"] / times["raw"]
             lines.append(

@@ -50,6 +50,7 @@ def plot_compile(measure: Measure, path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     series: dict[tuple[str, str], list[tuple[int, float, float, float]]] = {}
     for key, sides in measure.raw.items():
@@ -83,6 +84,9 @@ def plot_compile(measure: Measure, path: Path) -> bool:
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    sizes = sorted({p[0] for points in series.values() for p in points})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("nodes in the pipeline (N)")
     ax.set_ylabel("compile time, whole process (s)")
     ax.set_title("Compile time vs pipeline size (median, min–max bars)")
@@ -110,6 +114,10 @@ def write_report(
         "time is a whole process unless a measure says otherwise, shown as min / **median** / max of the runs "
         "given. Cells that say *baseline not installed*, *not measured yet* or *failed* hold no number on "
         "purpose: nothing here is estimated.",
+        "",
+        "Rerun: `make bench` (default sizes; the first run also builds the comparison venvs with "
+        "bench/setup_baseline.sh), `.venv/bin/python bench/run_all.py --full` (5 runs everywhere, 500 MB "
+        "objects too), `--only compile,cli` for a subset.",
         "",
         "## Machine and versions",
         "",
