@@ -116,7 +116,10 @@ def _load_spec(
     help="Run id ({{$.pipeline_job_uuid}}); reuse one to rerun into the same folder [default: a new uuid].",
 )
 @click.option(
-    "--keep-going", is_flag=True, help="After a failure, keep running steps that do not depend on it."
+    "--fail-fast",
+    is_flag=True,
+    help="After a failure start no new step (Vertex failure_policy 'fast'). Default, as on Vertex: only the "
+    "failed step's dependants are skipped.",
 )
 @click.option(
     "--from-nodes",
@@ -148,7 +151,7 @@ def run_local(
     mount_data: bool,
     max_parallel: int | None,
     run_id: str | None,
-    keep_going: bool,
+    fail_fast: bool,
     from_nodes: tuple[str, ...],
     to_nodes: tuple[str, ...],
     as_json: bool,
@@ -169,7 +172,7 @@ def run_local(
         overrides=overrides,
         aliases=aliases,
         max_parallel=max_parallel,
-        keep_going=keep_going,
+        fail_fast=fail_fast,
         from_nodes=_split_names(from_nodes),
         to_nodes=_split_names(to_nodes),
     )

@@ -4,9 +4,10 @@
 :func:`execute` drives it with a thread pool around an injected ``launch`` function, so the scheduling rules
 are tested without processes and the processes are started at the edge (``runners``).
 
-Rules, as on Vertex: a task starts once all its dependencies succeeded. When a task fails, nothing new starts
-(unless ``keep_going``: then only its dependants are skipped), tasks already running finish, and exit-handler
-tasks (``ALL_UPSTREAM_TASKS_COMPLETED``) still run once their upstream tasks are over.
+Rules, as on Vertex: a task starts once all its dependencies succeeded. When a task fails its dependants are
+skipped and every other task still runs (Vertex's default failure policy, "fail slow"); with ``fail_fast``
+(``failure_policy='fast'``) nothing new starts after a failure. Tasks already running always finish, and
+exit-handler tasks (``ALL_UPSTREAM_TASKS_COMPLETED``) run once their upstream tasks are over.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ class NullObserver:
 class Scheduler:
     """Pure bookkeeping of task states. Call :meth:`advance` after every change."""
 
-    def __init__(self, graph: TaskGraph, keep_going: bool = False):
+    def __init__(self, graph: TaskGraph, fail_fast: bool = False):
         self.graph = graph
-        self.keep_going = keep_going
+        self.fail_fast = fail_fast
         self.states: dict[str, State] = {t.name: State.WAITING for t in graph.tasks}
         self.first_failure: str | None = None
 
@@ -97,7 +98,7 @@ class Scheduler:
         bad = [d for d in task.depends_on if self.states[d] in (State.FAILED, State.SKIPPED)]
         if bad:
             return f"upstream {bad[0]} {self.states[bad[0]].value}"
-        if self.first_failure and not self.keep_going:
+        if self.first_failure and self.fail_fast:
             return f"stopped after {self.first_failure} failed"
         return ""
 
@@ -134,7 +135,7 @@ def execute(
     launch: Launch,
     max_parallel: int | None = None,
     observer: Observer | None = None,
-    keep_going: bool = False,
+    fail_fast: bool = False,
     log_path: Callable[[str], Path] | None = None,
     on_interrupt: Callable[[], None] | None = None,
 ) -> list[StepOutcome]:
@@ -144,7 +145,7 @@ def execute(
     """
     observer = observer or NullObserver()
     limit = max(1, max_parallel or os.cpu_count() or 1)
-    scheduler = Scheduler(graph, keep_going)
+    scheduler = Scheduler(graph, fail_fast)
     outcomes: dict[str, StepOutcome] = {}
     begin = time.monotonic()
 

@@ -47,7 +47,7 @@ class RunOptions:
     overrides: Mapping[str, str] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)  # Kedro parameter key -> spec input name
     max_parallel: int | None = None
-    keep_going: bool = False
+    fail_fast: bool = False  # Vertex failure_policy "fast"; default "slow" as on Vertex
     from_nodes: Sequence[str] = ()
     to_nodes: Sequence[str] = ()
 
@@ -170,7 +170,7 @@ def run_spec(
         launch,
         max_parallel=options.max_parallel,
         observer=observer,
-        keep_going=options.keep_going,
+        fail_fast=options.fail_fast,
         log_path=lambda name: logs / f"{name}.log",
         on_interrupt=runner.terminate,
     )

@@ -55,7 +55,8 @@ def parallel_sleep_spec() -> str:
 
 @cache
 def failing_spec() -> str:
-    """``bad`` fails at once while ``slow`` (independent) runs 1.5 s; ``after-bad`` and ``later`` must not run."""
+    """``bad`` fails at once while ``slow`` (independent) runs 1.5 s; ``after-bad`` must not run; ``later``
+    (after ``slow``) runs by default (Vertex's "fail slow") and not with ``--fail-fast``."""
     from kfp import dsl
 
     @dsl.container_component

@@ -22,7 +22,7 @@ DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": []}
 
 
 @pytest.mark.parametrize(
-    ("failing", "keep_going", "expected"),
+    ("failing", "fail_fast", "expected"),
     [
         (set(), False, {"a": "done", "b": "done", "c": "done", "d": "done", "e": "done"}),
         ({"b"}, False, {"a": "done", "b": "failed", "c": "done", "d": "skipped", "e": "done"}),
@@ -30,14 +30,14 @@ DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": []}
         ({"a"}, True, {"a": "failed", "b": "skipped", "c": "skipped", "d": "skipped", "e": "done"}),
     ],
 )
-def test_failure_skips_dependants(failing, keep_going, expected):
+def test_failure_skips_dependants(failing, fail_fast, expected):
     outcomes = execute(
-        _graph(DIAMOND), lambda t, s: 1 if t.name in failing else 0, max_parallel=4, keep_going=keep_going
+        _graph(DIAMOND), lambda t, s: 1 if t.name in failing else 0, max_parallel=4, fail_fast=fail_fast
     )
     assert {o.name: o.state.value for o in outcomes} == expected
 
 
-def test_after_a_failure_nothing_new_starts_but_running_steps_finish():
+def test_fail_fast_starts_nothing_new_after_a_failure():
     """One worker: ``a`` fails first; ``e`` (independent, not started yet) is skipped, not run."""
     started: list[str] = []
 
@@ -45,24 +45,23 @@ def test_after_a_failure_nothing_new_starts_but_running_steps_finish():
         started.append(task.name)
         return 1 if task.name == "a" else 0
 
-    outcomes = {o.name: o for o in execute(_graph(DIAMOND), launch, max_parallel=1)}
+    outcomes = {o.name: o for o in execute(_graph(DIAMOND), launch, max_parallel=1, fail_fast=True)}
     assert started == ["a"]
     assert outcomes["e"].state is State.SKIPPED and outcomes["e"].reason == "stopped after a failed"
     assert outcomes["b"].reason == "upstream a failed"
     assert outcomes["d"].reason == "upstream b skipped"
 
 
-def test_keep_going_runs_independent_branches_after_a_failure():
+def test_by_default_independent_branches_still_run_after_a_failure_as_on_vertex():
     outcomes = {
         o.name: o.state
-        for o in execute(
-            _graph(DIAMOND), lambda t, s: 1 if t.name == "a" else 0, max_parallel=1, keep_going=True
-        )
+        for o in execute(_graph(DIAMOND), lambda t, s: 1 if t.name == "a" else 0, max_parallel=1)
     }
     assert outcomes["e"] is State.DONE
 
 
-def test_a_running_step_is_not_cut_short_by_a_failure_elsewhere():
+@pytest.mark.parametrize(("fail_fast", "after"), [(False, State.DONE), (True, State.SKIPPED)])
+def test_a_running_step_is_not_cut_short_by_a_failure_elsewhere(fail_fast, after):
     release = threading.Event()
 
     def launch(task, statuses):
@@ -70,12 +69,11 @@ def test_a_running_step_is_not_cut_short_by_a_failure_elsewhere():
             release.wait(5)
             return 0
         release.set()
-        return 1
+        return 1 if task.name == "bad" else 0
 
-    outcomes = {
-        o.name: o.state for o in execute(_graph({"slow": [], "bad": [], "after": ["slow"]}), launch, 2)
-    }
-    assert outcomes == {"slow": State.DONE, "bad": State.FAILED, "after": State.SKIPPED}
+    graph = _graph({"slow": [], "bad": [], "after": ["slow"]})
+    outcomes = {o.name: o.state for o in execute(graph, launch, 2, fail_fast=fail_fast)}
+    assert outcomes == {"slow": State.DONE, "bad": State.FAILED, "after": after}
 
 
 def test_independent_tasks_overlap_in_time():

@@ -66,7 +66,7 @@ def test_a_failed_step_stops_its_dependants_lets_running_ones_finish_and_shows_i
     assert "Error: run fail-1 failed: step(s) bad" in out
     record = json.loads((tmp_path / "runs" / "fail-1" / "result.json").read_text())
     states = {s["name"]: s["state"] for s in record["steps"]}
-    assert states == {"bad": "failed", "slow": "done", "after-bad": "skipped", "later": "skipped"}
+    assert states == {"bad": "failed", "slow": "done", "after-bad": "skipped", "later": "done"}  # fail slow
     logs = tmp_path / "runs" / "fail-1" / "logs"
     assert "slept 1.5" in (logs / "slow.log").read_text()  # the running step was not killed
     assert not (logs / "after-bad.log").exists()
@@ -117,11 +117,12 @@ def test_json_output_is_machine_readable(tmp_path):
 
 
 def test_json_output_of_a_failed_run_has_a_non_zero_exit_code(tmp_path):
-    result = _run(tmp_path, specs.failing_spec(), "--json", "--keep-going")
+    result = _run(tmp_path, specs.failing_spec(), "--json", "--fail-fast")
     assert result.exit_code == 1
     data = json.loads(result.output)
     assert data["state"] == "failed" and data["exit_code"] == 1
-    assert {s["name"]: s["state"] for s in data["steps"]}["later"] == "done"  # --keep-going
+    later = {s["name"]: s for s in data["steps"]}["later"]
+    assert later["state"] == "skipped" and later["reason"] == "stopped after bad failed"  # --fail-fast
 
 
 def test_rerun_with_the_same_run_id_is_idempotent(tmp_path):
