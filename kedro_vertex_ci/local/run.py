@@ -116,6 +116,8 @@ def check_run_id(run_id: str) -> str:
 
 def prepare(spec_data: Mapping[str, Any], options: RunOptions) -> tuple[TaskGraph, dict[str, Any]]:
     """Validate everything that can be validated before a file is written: graph, subset, parameters."""
+    if options.run_id is not None:
+        check_run_id(options.run_id)
     spec, job_values = split_job(spec_data)
     graph = select_tasks(build_graph(spec), options.from_nodes, options.to_nodes)
     params = resolve_params(graph.inputs, options.overrides, job_values, options.aliases)

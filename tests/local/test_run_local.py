@@ -141,6 +141,9 @@ def test_bad_input_fails_fast_with_exit_code_2_and_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert "--param count: 'many' is not a valid NUMBER_INTEGER" in result.output
     assert not (tmp_path / "runs").exists()
+    bad_id = _run(tmp_path, specs.placeholder_spec(), "--run-id", "../escape")
+    assert bad_id.exit_code == 2 and "--run-id '../escape'" in bad_id.output
+    assert not (tmp_path / "runs").exists()
     missing = CliRunner().invoke(
         cli, ["--project", str(tmp_path), "run-local", "--spec", str(tmp_path / "no.json")]
     )
