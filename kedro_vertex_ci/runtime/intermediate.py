@@ -190,10 +190,25 @@ def _write_remote(url: str, data: Any) -> None:
         fs.copy(temp, path)
         fs.rm(temp)
     except BaseException:
-        if not out.closed and hasattr(out, "discard"):
-            out.discard()
+        _abandon(out)
         try:
             fs.rm_file(temp)  # not guarded by fs.exists: its listing cache may predate the upload
         except Exception:  # noqa: BLE001 — absent already, or cleanup failed: the original error matters
             pass
         raise
+
+
+def _abandon(out: Any) -> None:
+    """Make sure a half-written remote file is never committed.
+
+    fsspec files commit their buffer on ``close()``, which garbage collection also calls; gcsfs's
+    ``discard()`` only cancels an upload that has started (more than one block written), so the file is
+    marked closed by hand as well.
+    """
+    if out.closed:
+        return
+    try:
+        out.discard()
+    except Exception:  # noqa: BLE001 — cancelling is best effort; the temp object is removed after
+        pass
+    out.closed = True

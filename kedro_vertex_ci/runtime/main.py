@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from pathlib import Path
 
 TIMEOUT_EXIT = 124
@@ -30,6 +31,10 @@ class StepTimeout(Exception):
 
 
 def _quiet_environment() -> None:
+    # Kedro 1.x itself calls omegaconf's deprecated register_new_resolver: 15 lines of noise per step log.
+    warnings.filterwarnings(
+        "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
+    )
     os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")

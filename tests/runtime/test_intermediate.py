@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 
@@ -122,6 +123,7 @@ def test_gcs_write_is_atomic_and_round_trips(gcs_emulator, monkeypatch):
     dataset.save(frame)
     with pytest.raises(DatasetError, match="cannot pickle this"):
         dataset.save(_half_writable())
+    gc.collect()  # fsspec files commit when collected; an abandoned upload must stay uncommitted
     pd.testing.assert_frame_equal(IntermediateDataset.for_run(root, "run", "odd:frame/1").load(), frame)
 
     with pytest.raises(MissingIntermediateError, match="run id 'other-run'"):
