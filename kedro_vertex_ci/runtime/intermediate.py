@@ -5,9 +5,9 @@ two runs never see each other's data and a rerun with the same run id overwrites
 is a local folder or any fsspec URL (``gs://bucket/prefix`` through gcsfs). The bytes are written by
 :mod:`kedro_vertex_ci.runtime.codec` (cloudpickle + zstd).
 
-Writes are atomic: the data goes to a temp name next to the target and is then renamed (``os.replace``
-locally; a server-side copy + delete of the temp object on object stores), so a step that fails or is killed half-way never
-leaves a readable half file under the final name.
+Writes are atomic: the data goes to a temp name next to the target (``.<name>.<random>.tmp``) and is then
+renamed (``os.replace`` locally; a server-side copy + delete of the temp object on object stores), so a
+step that fails or is killed half-way never leaves a readable half file under the final name.
 
 Dataset names are escaped to one safe path component (percent-encoding of everything outside
 ``[A-Za-z0-9._~-]`` and of a leading dot), which is stable and reversible: :func:`unescape_name`.
