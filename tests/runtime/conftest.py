@@ -52,6 +52,12 @@ def sleep_forever(xs):
     return xs
 
 
+def big(xs):
+    import numpy as np
+
+    return np.random.default_rng(0).random(16_000_000)  # 128 MB, incompressible: a slow write
+
+
 def ask(xs):
     return input("Continue? [y/N] ")
 
@@ -63,7 +69,7 @@ def boom(xs):
 PIPELINES = """
 from kedro.pipeline import Pipeline, node
 
-from .nodes import ask, boom, double, make, mutate_and_sum, report, sleep_forever, total
+from .nodes import ask, big, boom, double, make, mutate_and_sum, report, sleep_forever, total
 
 
 def register_pipelines():
@@ -101,6 +107,7 @@ def register_pipelines():
             node(sleep_forever, "s", "slept", name="sleep"),
             node(boom, "s", "never", name="boom"),
             node(ask, "s", "answer", name="ask"),
+            node(big, "s", "big_out", name="big"),
         ]
     )
     return {"__default__": chain, "inside": inside, "odd": odd, "misc": misc}

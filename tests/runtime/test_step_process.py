@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from kedro_vertex_ci.runtime.intermediate import IntermediateDataset
 
-from .conftest import BUCKET, step
+from .conftest import BUCKET, STEP, step
 
 
 def _ok(result) -> None:
@@ -292,3 +294,20 @@ def test_a_prompt_never_waits_for_a_human(rt_project, tmp_path):
         _last_line(result.stderr)
         == "kedro-vertex-ci step: error: node failed: EOFError: EOF when reading a line"
     )
+
+
+def test_a_step_killed_while_writing_leaves_no_file_under_the_final_name(rt_project, tmp_path):
+    folder = tmp_path / "root" / "kedro-vertex-ci" / "run-kill"
+    cmd = [STEP, "step", "--pipeline", "misc", "--node", "make_s", "--node", "big"]
+    cmd += [*_run_args("run-kill", tmp_path / "root"), "--write", "big_out"]
+    proc = subprocess.Popen(cmd, cwd=rt_project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder.is_dir() and any(p.suffix == ".tmp" for p in folder.iterdir())):
+            assert proc.poll() is None, "the step ended before it was caught writing"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)  # as a preempted node would be: no cleanup code runs
+    finally:
+        proc.wait(timeout=30)
+    assert not (folder / "big_out.bin").exists()
