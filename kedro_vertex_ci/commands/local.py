@@ -134,6 +134,11 @@ def _load_spec(
     help="Run only the steps holding these Kedro nodes and what they depend on.",
 )
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="With --run-id of an earlier run: skip the steps it finished, run the failed and skipped ones.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print a machine-readable result instead of live progress."
 )
 @click.pass_obj
@@ -154,6 +159,7 @@ def run_local(
     fail_fast: bool,
     from_nodes: tuple[str, ...],
     to_nodes: tuple[str, ...],
+    resume: bool,
     as_json: bool,
 ) -> None:
     """Dry-run the compiled pipeline locally: the same spec Vertex would get, steps as processes or containers."""
@@ -175,8 +181,9 @@ def run_local(
         fail_fast=fail_fast,
         from_nodes=_split_names(from_nodes),
         to_nodes=_split_names(to_nodes),
+        resume=resume,
     )
-    graph, _ = prepare(spec, options)
+    graph = prepare(spec, options).graph
     images = {t.container.image for t in graph.tasks}
     step_runner = _make_runner(runner, ctx.project, options, images, (image, workdir, mounts, mount_data))
     if as_json:

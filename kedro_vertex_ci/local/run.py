@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .executor import Observer, State, StepOutcome, execute
 from .placeholders import RunContext, check_renderable, render_command, render_env, resolve_params
 from .runners import Invocation
-from .specgraph import Task, TaskGraph, build_graph, select_tasks, split_job
+from .specgraph import Task, TaskGraph, build_graph, select_tasks, skip_tasks, split_job
 
 
 class Runner(Protocol):
@@ -50,6 +50,17 @@ class RunOptions:
     fail_fast: bool = False  # Vertex failure_policy "fast"; default "slow" as on Vertex
     from_nodes: Sequence[str] = ()
     to_nodes: Sequence[str] = ()
+    resume: bool = False  # skip the steps an earlier attempt with this run id finished
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated run: the graph to execute, typed parameters, steps reused from an earlier attempt."""
+
+    graph: TaskGraph
+    params: dict[str, Any]
+    reused: tuple[StepOutcome, ...] = ()
+    order: tuple[str, ...] = ()  # every task of the spec, in graph order (for the result)
 
 
 @dataclass(frozen=True)
@@ -114,14 +125,40 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def prepare(spec_data: Mapping[str, Any], options: RunOptions) -> tuple[TaskGraph, dict[str, Any]]:
+def prepare(spec_data: Mapping[str, Any], options: RunOptions) -> Prepared:
     """Validate everything that can be validated before a file is written: graph, subset, parameters."""
     if options.run_id is not None:
         check_run_id(options.run_id)
     spec, job_values = split_job(spec_data)
-    graph = select_tasks(build_graph(spec), options.from_nodes, options.to_nodes)
+    full = build_graph(spec)
+    graph = select_tasks(full, options.from_nodes, options.to_nodes)
     params = resolve_params(graph.inputs, options.overrides, job_values, options.aliases)
-    return graph, params
+    reused: tuple[StepOutcome, ...] = ()
+    if options.resume:
+        reused = _finished_earlier(options, graph)
+        graph = skip_tasks(graph, {s.name for s in reused})
+    return Prepared(graph, params, reused, tuple(t.name for t in full.tasks))
+
+
+def _finished_earlier(options: RunOptions, graph: TaskGraph) -> tuple[StepOutcome, ...]:
+    """Steps an earlier attempt with the same run id finished (from its result.json)."""
+    if options.run_id is None:
+        raise ConfigError("--resume needs the --run-id of the earlier run")
+    previous = options.root.resolve() / options.run_id / "result.json"
+    try:
+        steps = json.loads(previous.read_text(encoding="utf-8"))["steps"]
+    except FileNotFoundError as err:
+        raise ConfigError(
+            f"--resume: no earlier run {options.run_id!r} under {options.root} ({previous})"
+        ) from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"--resume: {previous} is not a run-local result ({err})") from err
+    names = {t.name for t in graph.tasks if not t.run_after_failure}
+    return tuple(
+        StepOutcome(s["name"], State.DONE, Path(s["log"]) if s.get("log") else None, 0, reason="done earlier")
+        for s in steps
+        if s.get("state") == State.DONE.value and s.get("name") in names
+    )
 
 
 def run_spec(
@@ -132,7 +169,8 @@ def run_spec(
     on_prepared: Callable[[TaskGraph, RunContext], None] | None = None,
 ) -> RunResult:
     """Interpret ``spec_data`` (a PipelineSpec or PipelineJob body) and run it with ``runner``."""
-    graph, params = prepare(spec_data, options)
+    prepared = prepare(spec_data, options)
+    graph, params = prepared.graph, prepared.params
     run_id = check_run_id(options.run_id or new_run_id())
     root = options.root.resolve()
     run_dir = root / run_id
@@ -184,11 +222,16 @@ def run_spec(
         run_dir=run_dir,
         pipeline_root=pipeline_root,
         params=params,
-        steps=tuple(outcomes),
+        steps=_in_order([*prepared.reused, *outcomes], prepared.order),
         duration=time.monotonic() - begin,
     )
     _write_json(run_dir / "result.json", result.to_json())
     return result
+
+
+def _in_order(outcomes: Sequence[StepOutcome], order: Sequence[str]) -> tuple[StepOutcome, ...]:
+    rank = {name: i for i, name in enumerate(order)}
+    return tuple(sorted(outcomes, key=lambda o: rank.get(o.name, len(rank))))
 
 
 def _job_name(run_dir: Path, pipeline_name: str) -> str:

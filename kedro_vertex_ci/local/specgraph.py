@@ -394,7 +394,17 @@ def select_tasks(graph: TaskGraph, from_nodes: Iterable[str] = (), to_nodes: Ite
         keep &= descendants(graph, _tasks_holding(graph, from_nodes, "--from-nodes"))
     if to_nodes:
         keep &= ancestors(graph, _tasks_holding(graph, to_nodes, "--to-nodes"))
-    keep |= {t.name for t in graph.tasks if t.run_after_failure}
+    return keep_tasks(graph, keep)
+
+
+def skip_tasks(graph: TaskGraph, done: Iterable[str]) -> TaskGraph:
+    """The graph without ``done`` tasks (``--resume``); exit-handler tasks always stay."""
+    return keep_tasks(graph, {t.name for t in graph.tasks} - set(done))
+
+
+def keep_tasks(graph: TaskGraph, keep: set[str]) -> TaskGraph:
+    """Only the ``keep`` tasks (plus exit-handler tasks); dependencies on dropped tasks count as met."""
+    keep = keep | {t.name for t in graph.tasks if t.run_after_failure}
     tasks = tuple(
         replace(t, depends_on=tuple(d for d in t.depends_on if d in keep))
         for t in graph.tasks

@@ -219,3 +219,51 @@ def test_ctrl_c_stops_the_running_steps(tmp_path):
         time.sleep(0.05)
     else:
         pytest.fail("the step process outlived run-local")
+
+
+def _counting_spec(tmp_path: Path) -> Path:
+    """first → flaky → last; each appends its name to runs.txt; flaky fails until ``fixed`` exists."""
+    count = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
+    flaky = count + "; import os; sys.exit(0 if os.path.exists(sys.argv[3]) else 5)"
+    log, fixed = str(tmp_path / "runs.txt"), str(tmp_path / "fixed")
+    commands = {
+        "first": ["python", "-c", count, log, "first"],
+        "flaky": ["python", "-c", flaky, log, "flaky", fixed],
+        "last": ["python", "-c", count, log, "last"],
+    }
+    deps = {"first": [], "flaky": ["first"], "last": ["flaky"]}
+    spec = {
+        "pipelineInfo": {"name": "resume"},
+        "components": {f"comp-{n}": {"executorLabel": f"exec-{n}"} for n in commands},
+        "deploymentSpec": {
+            "executors": {
+                f"exec-{n}": {"container": {"image": "i", "command": c}} for n, c in commands.items()
+            }
+        },
+        "root": {
+            "dag": {
+                "tasks": {
+                    n: {"componentRef": {"name": f"comp-{n}"}, "taskInfo": {"name": n}, "dependentTasks": d}
+                    for n, d in deps.items()
+                }
+            }
+        },
+    }
+    return _spec_file(tmp_path, json.dumps(spec))
+
+
+def test_resume_reruns_only_what_did_not_finish(tmp_path):
+    spec = _counting_spec(tmp_path)
+    base = ["--project", str(tmp_path), "run-local", "--spec", str(spec), "--root", str(tmp_path / "r")]
+    first = CliRunner().invoke(cli, [*base, "--run-id", "res", "--json"])
+    assert first.exit_code == 1
+    assert (tmp_path / "runs.txt").read_text().split() == ["first", "flaky"]
+    (tmp_path / "fixed").touch()
+    again = CliRunner().invoke(cli, [*base, "--run-id", "res", "--resume", "--json"])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "runs.txt").read_text().split() == ["first", "flaky", "flaky", "last"]
+    steps = {s["name"]: s for s in json.loads(again.output)["steps"]}
+    assert [*steps] == ["first", "flaky", "last"]
+    assert steps["first"]["reason"] == "done earlier" and steps["first"]["state"] == "done"
+    nothing = CliRunner().invoke(cli, [*base, "--run-id", "new", "--resume"])
+    assert nothing.exit_code == 2 and "no earlier run 'new'" in nothing.output
