@@ -103,7 +103,7 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
     if plan.operation == COMPILE and state.event.fork:
         runner.notice(plan.reason, title="Compile only")
     requirements = _requirements_file(state)
-    if requirements and not inputs.dry_run:
+    if requirements:
         with runner.group(f"Install the project's requirements ({requirements.name})"):
             _install_requirements(requirements, runner)
     with runner.group(f"Compile pipeline {inputs.pipeline}"):

@@ -115,3 +115,10 @@ def test_workflow_security_shape(generated: Path) -> None:
         for match in uses:
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", match["ref"]), match["ref"]
             assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", match["comment"]), match["comment"]
+
+
+def test_release_script_can_pin_the_published_image() -> None:
+    """scripts/release-action-image.sh rewrites exactly this line to `docker://REPO@sha256:…`."""
+    lines = (ROOT / "action.yml").read_text().splitlines()
+    assert lines.count("  image: Dockerfile") == 1
+    assert "s|^  image: Dockerfile$|" in (ROOT / "scripts" / "release-action-image.sh").read_text()
