@@ -170,11 +170,16 @@ write_context() {
   rm -rf "$ctx" && mkdir -p "$ctx/deps" "$ctx/kvc" "$ctx/project"
   cp -l "$deps"/*.whl "$ctx/deps/" 2>/dev/null || cp "$deps"/*.whl "$ctx/deps/"
   cp -p "$kvc" "$ctx/kvc/"
-  # The project without caches, virtualenvs, local run folders, build output or local secrets (conf/local).
+  # The project without caches, virtualenvs, local run folders, build output, local secrets (conf/local) or
+  # data files (as kedro-docker's .dockerignore: data lives in the bucket; run-local mounts data/). The data/
+  # folder tree itself is kept.
   tar -C "$PROJECT" -c --exclude=./.git --exclude=./.venv --exclude=./venv --exclude=__pycache__ --exclude='*.pyc' \
     --exclude=./.kedro-vertex-ci --exclude=./build --exclude=./dist --exclude='*.egg-info' --exclude=.pytest_cache \
     --exclude=.ruff_cache --exclude=.mypy_cache --exclude=.ipynb_checkpoints --exclude=mlruns \
-    --exclude='./conf/local/*' . | tar -C "$ctx/project" -x
+    --exclude='./conf/local/*' --exclude=./data . | tar -C "$ctx/project" -x
+  if [[ -d $PROJECT/data ]]; then
+    (cd "$PROJECT" && find data -type d -print0) | (cd "$ctx/project" && xargs -0 mkdir -p)
+  fi
   cat >"$ctx/Dockerfile" <<EOF
 # Written by scripts/build-project-image.sh: the project + kedro-vertex-ci, installed offline from wheels.
 # BuildKit bind mounts keep the wheels out of the image; bytecode is compiled once, in parallel, so steps

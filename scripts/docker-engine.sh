@@ -64,7 +64,9 @@ install_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
-  command -v docker >/dev/null || missing+=(docker.io)
+  [[ -x /usr/bin/docker ]] || missing+=(docker.io) # its client has BuildKit built in (build-project-image.sh)
+  # Debian's python3 with venv builds the image's wheels (the image's very Python, see build-project-image.sh).
+  /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   ((${#missing[@]})) || return 0
   log "installing ${missing[*]} with apt"
   # Never let the package's init script start a default daemon (bridge + iptables) behind our back.
@@ -154,18 +156,11 @@ build_base_image() {
 cmd_up() {
   refuse_folder_inside_repo
   # One `up` at a time per folder (make and a pytest fixture may both call it).
-  exec 9>"$DIR/.up.lock"
-  flock -w 900 9 || die "another 'up' holds $DIR/.up.lock"
-  if engine_answers; then
-    log "engine already answers on $SOCK"
-  else
-    install_packages
-    start_daemon
-  fi
-  if base_image_current; then log "$BASE_IMAGE present"; else
-    command -v debootstrap >/dev/null || install_packages
-    build_base_image
-  fi
+  exec 9>"$DIR/up.lock"
+  flock -w 900 9 || die "another 'up' holds $DIR/up.lock"
+  install_packages
+  if engine_answers; then log "engine already answers on $SOCK"; else start_daemon; fi
+  if base_image_current; then log "$BASE_IMAGE present"; else build_base_image; fi
   echo "export DOCKER_HOST=unix://$SOCK"
 }
 
