@@ -58,6 +58,28 @@ def plan_intermediates(
     return [Intermediate(name) for name in reads if name not in inv.writes] + writes
 
 
+def nest_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn dotted keys into nested mappings, as ``kedro run --params a.b=1`` does (pure).
+
+    ``{"model.lr": 0.1, "seed": 1}`` → ``{"model": {"lr": 0.1}, "seed": 1}``; Kedro then merges the result
+    into parameters.yml key by key, so ``model``'s other keys keep their values.
+    """
+    nested: dict[str, Any] = {}
+    for key, value in params.items():
+        *parents, leaf = key.split(".")
+        target = nested
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        if isinstance(target.get(leaf), dict) and isinstance(value, Mapping):
+            target[leaf].update(value)
+        else:
+            target[leaf] = value
+    return nested
+
+
 def _is_parameter(name: str) -> bool:
     return name == "parameters" or name.startswith("params:")
 
@@ -98,7 +120,8 @@ def run_step(inv: StepInvocation, project: Path, injector: InjectIntermediates |
         raise StepSetupError("no --node given: a step runs at least one node")
     bootstrap_project(project)
     injector = injector or InjectIntermediates(inv)
-    session = KedroSession.create(project_path=project, env=inv.env, runtime_params=inv.params or None)
+    runtime_params = nest_params(inv.params) or None
+    session = KedroSession.create(project_path=project, env=inv.env, runtime_params=runtime_params)
     with session:
         # The session's own hook manager: Kedro offers no public way to add a hook for one session.
         session._hook_manager.register(injector)

@@ -52,6 +52,10 @@ def sleep_forever(xs):
     return xs
 
 
+def show(model):
+    return model
+
+
 def big(xs):
     import numpy as np
 
@@ -69,7 +73,7 @@ def boom(xs):
 PIPELINES = """
 from kedro.pipeline import Pipeline, node
 
-from .nodes import ask, big, boom, double, make, mutate_and_sum, report, sleep_forever, total
+from .nodes import ask, big, boom, double, make, mutate_and_sum, report, show, sleep_forever, total
 
 
 def register_pipelines():
@@ -108,6 +112,7 @@ def register_pipelines():
             node(boom, "s", "never", name="boom"),
             node(ask, "s", "answer", name="ask"),
             node(big, "s", "big_out", name="big"),
+            node(show, "params:model", "model_report", name="show_model"),
         ]
     )
     return {"__default__": chain, "inside": inside, "odd": odd, "misc": misc}
@@ -147,6 +152,10 @@ result:
   type: json.JSONDataset
   filepath: data/${vertex:run_id}/result.json
 
+model_report:
+  type: json.JSONDataset
+  filepath: data/${vertex:run_id}/model.json
+
 report:
   type: json.JSONDataset
   filepath: data/report-${vertex:job_name}-${vertex:commit_id}.json
@@ -158,6 +167,9 @@ label: from-yaml
 tag: "${vertex:run_id}|${vertex:job_name}|${vertex:commit_id}|${vertex:branch_name}|${vertex:team,ds}"
 status: ${vertex:pipeline_status}
 env_run_id: ${oc.env:KEDRO_CONFIG_RUN_ID}
+model:
+  lr: 0.01
+  depth: 2
 """
 
 

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from kedro_vertex_ci.argv import parse_step_args
 from kedro_vertex_ci.runtime import resolvers
-from kedro_vertex_ci.runtime.session import Intermediate, StepSetupError, plan_intermediates
+from kedro_vertex_ci.runtime.session import Intermediate, StepSetupError, nest_params, plan_intermediates
 
 
 def _inv(*extra: str):
@@ -98,3 +98,16 @@ def test_resolvers_module_imports_no_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"seed": 1, "label": "x"}, {"seed": 1, "label": "x"}),
+        ({"model.lr": 0.1, "model.depth": 3}, {"model": {"lr": 0.1, "depth": 3}}),
+        ({"model": {"lr": 0.2}, "model.depth": 4}, {"model": {"lr": 0.2, "depth": 4}}),
+        ({"a.b.c": [1, 2]}, {"a": {"b": {"c": [1, 2]}}}),
+    ],
+)
+def test_dotted_parameter_keys_nest_like_kedro_run_params(params, expected):
+    assert nest_params(params) == expected

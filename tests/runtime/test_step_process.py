@@ -311,3 +311,12 @@ def test_a_step_killed_while_writing_leaves_no_file_under_the_final_name(rt_proj
     finally:
         proc.wait(timeout=30)
     assert not (folder / "big_out.bin").exists()
+
+
+def test_a_dotted_parameter_overrides_one_nested_key(rt_project, tmp_path):
+    args = ("--pipeline", "misc", "--node", "show_model", "--param-json", "model.lr=0.5")
+    _ok(step(rt_project, *args, *_run_args("run-nested", tmp_path)))
+    assert json.loads((rt_project / "data" / "run-nested" / "model.json").read_text()) == {
+        "lr": 0.5,
+        "depth": 2,
+    }
