@@ -72,7 +72,7 @@ class NetworkConfig(_Model):
     """Networking of the pipeline's steps."""
 
     vpc: str | None = Field(
-        None, description="VPC network to peer with: projects/NUMBER/global/networks/NAME or just NAME."
+        None, description="VPC network to peer with: projects/NUMBER/global/networks/NAME (the project number, not its ID)."
     )
     host_aliases: tuple[HostAlias, ...] = Field((), description="Extra /etc/hosts entries in every step.")
 
