@@ -21,6 +21,7 @@ from pathlib import Path
 TIMEOUT_EXIT = 124
 HARD_EXIT_GRACE = 10.0  # seconds after --timeout before the watchdog stops a node stuck in native code
 _PREFIX = "kedro-vertex-ci step: error:"
+DEBUG_ENV = "KEDRO_VERTEX_CI_DEBUG"  # also print the traceback of errors raised before the nodes run
 
 
 class StepTimeout(Exception):
@@ -132,7 +133,10 @@ def _report_failure(err: Exception, started: bool) -> int:
         _say(str(missing))
         return 1
     if not started:  # bootstrap, settings, config, pipeline or node lookup: the project does not fit
-        _say(f"cannot start the step: {_one_line(err)}")
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exception(err, file=sys.stderr)
+        hint = "" if os.environ.get(DEBUG_ENV) else f" (set {DEBUG_ENV}=1 for the traceback)"
+        _say(f"cannot start the step: {_one_line(err)}{hint}")
         return 2
     traceback.print_exception(err, file=sys.stderr)
     _say(f"node failed: {type(err).__name__}: {_one_line(err)}")
