@@ -40,12 +40,13 @@ refuse_folder_inside_repo() {
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
 daemon_pid() {
-  # The pid from our pidfile, if that process is still a dockerd.
-  local pid
-  [[ -s $PIDFILE ]] || return 1
-  pid=$(<"$PIDFILE")
-  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
-  echo "$pid"
+  # The dockerd serving this folder: the pidfile's process, else the dockerd started with this very pidfile.
+  local pid=""
+  [[ -s $PIDFILE ]] && pid=$(<"$PIDFILE")
+  if [[ -z $pid || $(cat "/proc/$pid/comm" 2>/dev/null) != dockerd ]]; then
+    pid=$(pgrep -x dockerd -a | awk -v f="--pidfile $PIDFILE " 'index($0 " ", f) { print $1; exit }')
+  fi
+  [[ -n $pid ]] && echo "$pid"
 }
 
 mounts_under() {

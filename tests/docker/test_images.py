@@ -1,0 +1,137 @@
+"""The offline images: the debootstrap base, and a project image built from host wheels with no network."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import BASE_IMAGE, ENGINE, SECRET, TINY_IMAGE, Built, build_image, build_log, docker, tail
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_the_base_image_is_debians_python_with_venv_and_certificates(docker_env):
+    proc = docker(
+        docker_env, "run", "--rm", "--network", "none", BASE_IMAGE,
+        "python3", "-c", "import ensurepip, ssl, sys, venv; print(sys.version_info[:2]); print(ssl.get_default_verify_paths().cafile)",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "(3, 11)"
+    certs = docker(
+        docker_env,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        BASE_IMAGE,
+        "test",
+        "-s",
+        "/etc/ssl/certs/ca-certificates.crt",
+    )
+    assert certs.returncode == 0
+    labels = docker(docker_env, "image", "inspect", "-f", "{{json .Config.Labels}}", BASE_IMAGE)
+    assert "org.kvc.base-recipe" in json.loads(labels.stdout)
+
+
+def test_the_engine_makes_no_bridge_network(docker_env):
+    """Only the host and none networks exist: the daemon runs with --bridge=none (no docker0, no iptables)."""
+    proc = docker(docker_env, "network", "ls", "--format", "{{.Name}}")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == ["host", "none"]
+
+
+def test_the_image_runs_kedro_vertex_ci_offline(docker_env, tiny_image: Built):
+    proc = docker(
+        docker_env, "run", "--rm", "--network", "none", tiny_image.tag, "kedro-vertex-ci", "--version"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(importlib.metadata.version("kedro-vertex-ci"))
+
+
+def test_kedro_run_of_the_project_in_its_image_without_network(docker_env, tiny_image: Built):
+    proc = docker(docker_env, "run", "--rm", "--network", "none", tiny_image.tag, "kedro", "run")
+    assert proc.returncode == 0, tail(proc.stdout + proc.stderr)
+    assert "answer=42" in proc.stdout
+    override = docker(
+        docker_env, "run", "--rm", "--network", "none", tiny_image.tag, "kedro", "run", "--params", "factor=2"
+    )
+    assert override.returncode == 0, tail(override.stdout + override.stderr)
+    assert "answer=12" in override.stdout
+
+
+def test_the_image_is_quiet_lean_and_holds_no_local_secrets_or_data(docker_env, tiny_image: Built):
+    config = json.loads(
+        docker(docker_env, "image", "inspect", "-f", "{{json .Config}}", tiny_image.tag).stdout
+    )
+    assert {"KEDRO_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=1"} <= set(config["Env"])
+    assert config["WorkingDir"] == "/project"
+    script = (
+        "import importlib.util, pathlib, sys;"
+        "p = pathlib.Path('/project');"
+        "print(sorted(str(x.relative_to(p)) for x in p.rglob('*') if x.is_file() and x.parts[2] in ('conf', 'data')));"
+        "print([m for m in ('mlflow', 'kedro_mlflow', 'pytest') if importlib.util.find_spec(m)]);"
+        "print([len(list(pathlib.Path(d).rglob('*'))) for d in ('/wheels', '/kvc') if pathlib.Path(d).exists()])"
+    )
+    proc = docker(docker_env, "run", "--rm", "--network", "none", tiny_image.tag, "python", "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    files, extras, wheel_dirs = proc.stdout.splitlines()
+    assert "conf/base/parameters.yml" in files and "conf/local/credentials.yml" not in files
+    assert SECRET not in proc.stdout and "big.csv" not in files
+    assert extras == "[]"  # kedro-vertex-ci without extras: no mlflow, no test tools
+    assert wheel_dirs in ("[]", "[0, 0]")  # wheels were bind-mounted (empty mount points), never in a layer
+    grep = docker(
+        docker_env, "run", "--rm", "--network", "none", tiny_image.tag, "grep", "-rl", SECRET, "/project"
+    )
+    assert grep.returncode == 1  # grep found nothing
+
+
+def test_a_rebuild_reuses_the_wheel_cache_and_the_dependency_layer(
+    docker_env, tiny_image: Built, tiny_project: Path
+):
+    """Warm path: same requirements → no pip wheel, the venv layer comes from the build cache, seconds."""
+    again = build_image(docker_env, tiny_project, TINY_IMAGE)
+    assert "building dependency wheels" not in again.log
+    output = build_log(TINY_IMAGE)
+    install_step = [
+        line for line in output.splitlines() if "pip install --no-index --no-deps --no-compile" in line
+    ]
+    assert install_step, tail(output)
+    step_id = install_step[0].split()[0]  # "#6"
+    assert f"{step_id} CACHED" in output, tail(output)
+    assert again.seconds < 60, again.log
+
+
+def test_resource_limits_are_enforced_by_this_engine(docker_env):
+    """run-local passes --cpus/--memory from the spec; this proves the engine turns them into cgroup limits."""
+    read_limits = (
+        "for f in /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max "
+        "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max; do [ -f $f ] && cat $f; done; true"
+    )
+    proc = docker(
+        docker_env, "run", "--rm", "--network", "none", "--cpus", "0.5", "--memory", "64m", BASE_IMAGE,
+        "sh", "-c", read_limits,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    values = proc.stdout.split()
+    assert str(64 * 2**20) in values
+    assert "50000" in values  # 0.5 CPU = 50 ms per 100 ms period
+
+
+def test_the_engine_script_is_idempotent_and_fast_when_up(docker_env):
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(ENGINE), "up"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"export DOCKER_HOST={docker_env['DOCKER_HOST']}"
+    assert "already answers" in proc.stderr and "present" in proc.stderr
+    assert time.monotonic() - started < 10
+    status = subprocess.run(
+        ["bash", str(ENGINE), "status"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert status.returncode == 0 and status.stdout.startswith("running:"), status.stdout + status.stderr
