@@ -115,12 +115,12 @@ class GcpCloud:
                       on_retry=lambda what, attempt, err: self.log(f"retrying {what} (attempt {attempt + 1})"))
 
     def _job_settings(self, compiled: Any, labels: Mapping[str, str], display_name: str | None = None) -> Any:
-        from kedro_vertex_ci.commands.cloud import _job_settings
+        from kedro_vertex_ci.gcp.submission import job_settings
 
         project = Path(self.environ.get("GITHUB_WORKSPACE", "."))
         pipeline = _pipeline_of(compiled)
         items = tuple(f"{key}={value}" for key, value in labels.items())
-        return _job_settings(project, _with_config(compiled, self.config), pipeline, items, None, display_name)
+        return job_settings(project, _with_config(compiled, self.config), pipeline, items, None, display_name)
 
     def run_once(self, compiled: Any, *, labels: Mapping[str, str], params: Mapping[str, str]) -> Submitted:
         """Submit one PipelineJob (params were applied at compile time as the inputs' defaults)."""
@@ -147,16 +147,16 @@ class GcpCloud:
 
     def schedule(self, compiled: Any, *, cron: str | None) -> Scheduled:
         """Create this pipeline's schedule and delete the one it replaces (one per project and pipeline)."""
-        from kedro_vertex_ci.commands.cloud import _identity, _schedule_settings
         from kedro_vertex_ci.gcp import names
         from kedro_vertex_ci.gcp.schedules import deploy_schedule, schedule_body
+        from kedro_vertex_ci.gcp.submission import schedule_settings, stable_identity
         from kedro_vertex_ci.gcp.vertex import pipeline_job_body
 
         config, pipeline = self.config, _pipeline_of(compiled)
-        schedule = _schedule_settings(config, pipeline, {"cron_expression": cron})
+        schedule = schedule_settings(config, pipeline, {"cron_expression": cron})
         run_name = getattr(config.run_config, "scheduled_run_name", None)
         settings = self._job_settings(compiled, {}, display_name=run_name)
-        display_name = names.schedule_display_name(_identity(config, compiled.project_name), pipeline)
+        display_name = names.schedule_display_name(stable_identity(config, compiled.project_name), pipeline)
         vertex = self._vertex()
         body = schedule_body(display_name, schedule, vertex.parent, pipeline_job_body(compiled.spec, settings))
         deployed = deploy_schedule(vertex, body, on_event=self.log)

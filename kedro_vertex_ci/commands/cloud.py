@@ -11,10 +11,11 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
+
+from ..gcp import submission
 
 _AUTH_HELP = "Workload Identity provider (projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/ID)."
 
@@ -38,9 +39,6 @@ def _labels_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def _identity(config: Any, project_name: str) -> str:
-    """The project's stable name on Vertex: the experiment name, else the Kedro project name."""
-    return getattr(config.run_config, "experiment_name", None) or project_name
 
 
 def _load_config(ctx: Any) -> tuple[Any, str]:
@@ -75,53 +73,12 @@ def _say_retry(what: str, attempt: int, err: BaseException) -> None:
     click.secho(f"  retrying {what} (attempt {attempt + 1}): {server_message(err)[:120]}", fg="yellow", err=True)
 
 
-def _parse_labels(items: tuple[str, ...]) -> dict[str, str]:
-    from ..errors import ConfigError, Problem
-    from ..gcp.names import label_key, label_value
-
-    labels: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError([Problem("--labels", item, "expected KEY=VALUE, e.g. --labels team=ml")])
-        labels[label_key(key.strip())] = label_value(value.strip())
-    return labels
 
 
-def _run_labels(config: Any, identity: str, pipeline: str, project: Path, extra: dict[str, str]) -> dict[str, str]:
-    from ..gcp import names
-
-    git = names.git_context(os.environ, project)
-    own = names.labels({"kvc_project": identity, "kvc_pipeline": "default" if pipeline == "__default__"
-                        else pipeline})
-    return {**names.labels(dict(getattr(config.run_config, "labels", {}) or {})), **names.git_labels(git), **own,
-            **extra}
 
 
-def _network(config: Any) -> str | None:
-    """Vertex peers with ``projects/NUMBER/global/networks/NAME`` and needs the project NUMBER there."""
-    import re
-
-    from ..errors import ConfigError, Problem
-
-    vpc = getattr(getattr(config.run_config, "network", None), "vpc", None)
-    if not vpc or re.fullmatch(r"projects/\d+/global/networks/[^/]+", vpc):
-        return vpc
-    name = vpc.rsplit("/", 1)[-1]
-    raise ConfigError([Problem("conf/base/vertexai.yml", "run_config.network.vpc",
-                               f"{vpc!r}: Vertex AI needs projects/PROJECT_NUMBER/global/networks/{name} (find the "
-                               f"number with `gcloud projects describe {config.project_id} "
-                               f"--format='value(projectNumber)'`)")])
 
 
-def _require_root(config: Any) -> str:
-    from ..errors import ConfigError, Problem
-
-    root = getattr(config.run_config, "root", None)
-    if not root:
-        raise ConfigError([Problem("conf/base/vertexai.yml", "run_config.root",
-                                   "is required to run on Vertex AI (gs://BUCKET/PATH for pipeline outputs)")])
-    return str(root)
 
 
 def _compile(ctx: Any, pipeline: str, image: str | None, params: tuple[str, ...]) -> Any:
@@ -134,20 +91,6 @@ def _compile(ctx: Any, pipeline: str, image: str | None, params: tuple[str, ...]
     return compiled
 
 
-def _job_settings(project: Path, compiled: Any, pipeline: str, labels: tuple[str, ...], cache: bool | None,
-                  display_name: str | None = None) -> Any:
-    from ..gcp.vertex import JobSettings
-
-    config = compiled.config
-    identity = _identity(config, compiled.project_name)
-    return JobSettings(
-        display_name=display_name or compiled.spec["pipelineInfo"]["name"],
-        root=_require_root(config),
-        service_account=getattr(config.run_config, "service_account", None),
-        network=_network(config),
-        labels=_run_labels(config, identity, pipeline, project, _parse_labels(labels)),
-        enable_caching=cache,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -279,7 +222,7 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
     compiled = _compile(ctx, pipeline, image, params)  # offline: config errors surface before any call
     config = compiled.config
-    settings = _job_settings(ctx.project, compiled, pipeline, labels, cache)
+    settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache)
     endpoints = _endpoints(config)
     credentials = _credentials(config, endpoints, provider, impersonate)
     if build_first:
@@ -306,18 +249,6 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
 # ---------------------------------------------------------------------------------------------- schedule
 
-def _schedule_settings(config: Any, pipeline: str, overrides: dict[str, Any]) -> Any:
-    """Config (own schedule, else default_schedule) + command-line overrides, validated offline."""
-    from ..cron import split_timezone
-    from ..gcp.schedules import resolve_settings
-
-    chosen = config.run_config.schedule_for(pipeline) if hasattr(config.run_config, "schedule_for") else None
-    base = chosen.model_dump() if chosen is not None else {}
-    cron = overrides.get("cron_expression") or base.get("cron_expression", "")
-    prefix_tz, _ = split_timezone(cron) if cron else (None, "")
-    if prefix_tz and not overrides.get("timezone"):
-        base.pop("timezone", None)  # the cron's TZ= prefix says it; the config default must not contradict
-    return resolve_settings({pipeline: base}, pipeline, overrides, source="vertexai.yml")
 
 
 def _in_the_past(moment: str | None) -> bool:
@@ -361,13 +292,13 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
     overrides = {"cron_expression": cron_expression, "timezone": timezone, "start_time": start_time,
                  "end_time": end_time, "max_run_count": max_run_count,
                  "max_concurrent_run_count": max_concurrent_run_count, "allow_queueing": allow_queueing}
-    schedule = _schedule_settings(config, pipeline, overrides)
+    schedule = submission.schedule_settings(config, pipeline, overrides)
     if _in_the_past(schedule.start_time):
         click.secho(f"Warning: start_time {schedule.start_time} is in the past: Vertex AI may start the missed "
                     f"runs since then right away.", fg="yellow", err=True)
     run_name = getattr(config.run_config, "scheduled_run_name", None)
-    settings = _job_settings(ctx.project, compiled, pipeline, labels, cache, display_name=run_name)
-    display_name = names.schedule_display_name(_identity(config, compiled.project_name), pipeline)
+    settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache, display_name=run_name)
+    display_name = names.schedule_display_name(submission.stable_identity(config, compiled.project_name), pipeline)
     endpoints = _endpoints(config)
     credentials = _credentials(config, endpoints, provider, impersonate)
     if build_first:
@@ -435,7 +366,7 @@ def list_pipelines_command(ctx: Any, as_json: bool, limit: int, provider: str | 
     endpoints = _endpoints(config)
     credentials = _credentials(config, endpoints, provider, impersonate)
     vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
-    rows = _rows(config, _identity(config, project_name), vertex, limit)
+    rows = _rows(config, submission.stable_identity(config, project_name), vertex, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -35,13 +36,16 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     if with_github:
         written += _write_github(ctx.project, project_id=project_id, region=region, force=force)
     for path in written:
-        click.echo(f"wrote {path.relative_to(ctx.project)}")
+        click.echo(f"wrote {os.path.relpath(path, ctx.project)}")
 
 
 def _write_github(project: Path, *, project_id: str, region: str, force: bool) -> list[Path]:
-    from ..scaffold.github import gcp_setup_commands, write_github_scaffold
+    from ..scaffold.github import gcp_setup_commands, skipped_files, write_github_scaffold
 
+    kept = skipped_files(project, project_id=project_id, region=region) if not force else []
     written = write_github_scaffold(project, force=force, project_id=project_id, region=region)
+    for path in kept:
+        click.echo(f"kept {os.path.relpath(path, project)} (pass --force to overwrite)")
     click.echo(gcp_setup_commands(project, project_id=project_id, region=region))
     return list(written)
 
