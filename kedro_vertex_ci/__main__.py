@@ -1,5 +1,5 @@
 """``python -m kedro_vertex_ci`` = the ``kedro-vertex-ci`` command."""
 
-from .cli import main
+from .entry import main
 
 main()

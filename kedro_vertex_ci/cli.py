@@ -88,9 +88,4 @@ def report_error(err: KvcError) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (errors become exit codes in :class:`_Group`)."""
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["step"]:
-        # The step runtime has its own tiny parser; skip click so each Vertex step starts fast.
-        from .runtime.main import main as step_main
-
-        sys.exit(step_main(args[1:]))
     cli.main(args=args, prog_name="kedro-vertex-ci")
