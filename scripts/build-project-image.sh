@@ -223,6 +223,8 @@ main() {
     tail -n 30 "$ctx.build.log" >&2
     die "docker build failed; full log: $ctx.build.log"
   fi
+  # The previous build of this project, now untagged, only holds disk: drop it (never anyone else's images).
+  docker image prune -f --filter dangling=true --filter "label=org.kvc.project=$(basename "$PROJECT")" >/dev/null
   log "$TAG built in $((SECONDS - started))s, $(docker image inspect -f '{{.Size}}' "$TAG" | awk '{printf "%d MB", $1/1e6}')"
   echo "$TAG"
 }

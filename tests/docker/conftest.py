@@ -64,10 +64,15 @@ def tail(text: str, n: int = 3000) -> str:
     return text[-n:]
 
 
+def context_dir(tag: str) -> Path:
+    """The build context (Dockerfile, wheels, project copy) build-project-image.sh wrote for ``tag``."""
+    folder = Path(os.environ.get("KVC_DOCKER_DIR", "/var/tmp/kvc-docker")) / "contexts"
+    return folder / re.sub(r"[^A-Za-z0-9_.-]", "-", tag)
+
+
 def build_log(tag: str) -> str:
     """The docker build output build-project-image.sh kept for ``tag``."""
-    folder = Path(os.environ.get("KVC_DOCKER_DIR", "/var/tmp/kvc-docker")) / "contexts"
-    return (folder / (re.sub(r"[^A-Za-z0-9_.-]", "-", tag) + ".build.log")).read_text()
+    return context_dir(tag).with_name(context_dir(tag).name + ".build.log").read_text()
 
 
 @pytest.fixture(scope="session")

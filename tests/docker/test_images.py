@@ -5,12 +5,24 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_IMAGE, ENGINE, SECRET, TINY_IMAGE, Built, build_image, build_log, docker, tail
+from .conftest import (
+    BASE_IMAGE,
+    ENGINE,
+    SECRET,
+    TINY_IMAGE,
+    Built,
+    build_image,
+    build_log,
+    context_dir,
+    docker,
+    tail,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -135,3 +147,15 @@ def test_the_engine_script_is_idempotent_and_fast_when_up(docker_env):
         ["bash", str(ENGINE), "status"], capture_output=True, text=True, timeout=60, check=False
     )
     assert status.returncode == 0 and status.stdout.startswith("running:"), status.stdout + status.stderr
+
+
+def test_the_generated_dockerfile_is_hadolint_clean_and_pulls_nothing(tiny_image: Built):
+    dockerfile = context_dir(tiny_image.tag) / "Dockerfile"
+    text = dockerfile.read_text()
+    assert "# syntax" not in text  # a syntax line would fetch a frontend image from Docker Hub
+    assert [line.split()[1] for line in text.splitlines() if line.startswith("FROM")] == [BASE_IMAGE]
+    hadolint = Path(sys.executable).parent / "hadolint"
+    proc = subprocess.run(
+        [str(hadolint), str(dockerfile)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
