@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -e '.[dev,mlflow]'
+	$(PY) -m pip install -q --no-deps 'google-cloud-pipeline-components==2.22.0'  # the [parity] extra
 	touch $@
 
 demo: install

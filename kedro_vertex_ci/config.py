@@ -86,8 +86,18 @@ class ResourceConfig(_Model):
     accelerator: str | None = Field(None, description='Accelerator type, e.g. "NVIDIA_TESLA_T4".')
     machine_type: str | None = Field(
         None,
-        description='Compute Engine machine type, e.g. "n1-standard-8"; sets cpu and memory limits that '
-        "make Vertex AI pick it (explicit cpu/memory win).",
+        description='Compute Engine machine type, e.g. "n1-highmem-8" or "a2-highgpu-1g". A step with a '
+        "machine type runs as a Vertex AI CustomJob on exactly that machine, with gpu/accelerator "
+        "attached to it; cpu and memory limits do not apply there. Without one, Vertex AI picks the machine "
+        "from cpu/memory. See docs/placement.md.",
+    )
+    spot: bool | None = Field(
+        None,
+        description="Run on Spot VMs (cheaper, may be preempted). Needs machine_type: only a CustomJob "
+        "step can run on Spot VMs. A fused step is spot only if all its matching keys say so.",
+    )
+    boot_disk_size_gb: int | None = Field(
+        None, gt=0, le=65536, description="Boot disk of a CustomJob step's machine in GB (Vertex default 100)."
     )
     retries: int | None = Field(None, ge=0, le=10, description="How often Vertex AI retries a failed step.")
     retry_backoff: str | None = Field(None, description='Wait before the first retry, e.g. "30s".')

@@ -65,7 +65,9 @@ run_config:
     #   memory: 30Gi
     #   gpu: 1
     #   accelerator: NVIDIA_TESLA_T4
-    #   machine_type: n1-standard-8
+    #   machine_type: n1-standard-8   # runs the step as a CustomJob on this machine (docs/placement.md)
+    #   spot: true                    # Spot VMs (with machine_type)
+    #   boot_disk_size_gb: 200
     #   retries: 2
     #   retry_backoff: 60s
     #   timeout: 3600

@@ -1,45 +1,68 @@
-"""Compute Engine machine types → the cpu/memory limits that make Vertex AI Pipelines choose them.
+"""Compute Engine machine types: which names we accept, and the vCPUs and memory each one has.
 
-Vertex AI Pipelines picks a machine from a task's cpu and memory limits; naming a machine type is the
-friendlier way to ask for one, so we translate the common families here.
+A step with a ``machine_type`` runs as a Vertex AI CustomJob on exactly that machine (``customjob``); the
+name goes to Vertex as written. The table here checks the name early (a typo is a config error at compile
+time, not a failed run) and tells the vCPUs and memory of the machine wherever a container limit stands in
+for it: the on-exit step (always a plain container step) and ``run-local``'s Docker limits.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-# family → memory (GiB) per vCPU
-_MEMORY_PER_CPU = {
-    ("n1", "standard"): 3.75,
-    ("n1", "highmem"): 6.5,
-    ("n1", "highcpu"): 0.9,
-    ("n2", "standard"): 4,
-    ("n2", "highmem"): 8,
-    ("n2", "highcpu"): 1,
-    ("n2d", "standard"): 4,
-    ("n2d", "highmem"): 8,
-    ("n2d", "highcpu"): 1,
-    ("e2", "standard"): 4,
-    ("e2", "highmem"): 8,
-    ("e2", "highcpu"): 1,
-    ("c2", "standard"): 4,
-    ("c2d", "standard"): 4,
-    ("c2d", "highmem"): 8,
-    ("c2d", "highcpu"): 2,
-    ("a2", "highgpu"): 85 / 12,
-    ("a2", "ultragpu"): 170 / 12,
-    ("g2", "standard"): 4,
+
+@dataclass(frozen=True)
+class _Family:
+    """Size of one unit of the number in the name: a vCPU (``n1-standard-8``) or a GPU (``a2-highgpu-2g``)."""
+
+    cpus_per_unit: float
+    memory_gb_per_unit: float
+
+
+_FAMILIES = {
+    ("n1", "standard"): _Family(1, 3.75),
+    ("n1", "highmem"): _Family(1, 6.5),
+    ("n1", "highcpu"): _Family(1, 0.9),
+    ("n2", "standard"): _Family(1, 4),
+    ("n2", "highmem"): _Family(1, 8),
+    ("n2", "highcpu"): _Family(1, 1),
+    ("n2d", "standard"): _Family(1, 4),
+    ("n2d", "highmem"): _Family(1, 8),
+    ("n2d", "highcpu"): _Family(1, 1),
+    ("n4", "standard"): _Family(1, 4),
+    ("n4", "highmem"): _Family(1, 8),
+    ("n4", "highcpu"): _Family(1, 2),
+    ("e2", "standard"): _Family(1, 4),
+    ("e2", "highmem"): _Family(1, 8),
+    ("e2", "highcpu"): _Family(1, 1),
+    ("c2", "standard"): _Family(1, 4),
+    ("c2d", "standard"): _Family(1, 4),
+    ("c2d", "highmem"): _Family(1, 8),
+    ("c2d", "highcpu"): _Family(1, 2),
+    ("c3", "standard"): _Family(1, 4),
+    ("c3", "highmem"): _Family(1, 8),
+    ("c3", "highcpu"): _Family(1, 2),
+    ("g2", "standard"): _Family(1, 4),
+    # GPU families: the number counts GPUs ("a2-highgpu-2g" = 2 A100s, 24 vCPUs, 170 GB).
+    ("a2", "highgpu"): _Family(12, 85),
+    ("a2", "megagpu"): _Family(6, 85),
+    ("a2", "ultragpu"): _Family(12, 170),
+    ("a3", "highgpu"): _Family(26, 234),
 }
-_PATTERN = re.compile(r"^([a-z][a-z0-9]*)-([a-z]+)-(\d+)[a-z]?$")
+_PATTERN = re.compile(r"^([a-z][a-z0-9]*)-([a-z]+)-(\d+)([a-z]?)$")
 
 
 def machine_resources(machine_type: str) -> tuple[str, str]:
     """``"n1-standard-8"`` → ``("8", "30G")``; ValueError naming the supported families otherwise."""
     match = _PATTERN.match(machine_type)
-    per_cpu = _MEMORY_PER_CPU.get((match.group(1), match.group(2))) if match else None
-    if match is None or per_cpu is None:
-        families = ", ".join(sorted({f"{a}-{b}-N" for a, b in _MEMORY_PER_CPU}))
+    family = _FAMILIES.get((match.group(1), match.group(2))) if match else None
+    if match is None or family is None:
+        families = ", ".join(
+            sorted(f"{a}-{b}-N{'g' if f.cpus_per_unit > 1 else ''}" for (a, b), f in _FAMILIES.items())
+        )
         raise ValueError(f"unknown machine type {machine_type!r}; supported: {families}")
-    cpus = int(match.group(3))
-    memory_gb = int(cpus * per_cpu)
-    return str(cpus), f"{max(memory_gb, 1)}G"
+    units = int(match.group(3))
+    cpus = int(units * family.cpus_per_unit)
+    memory_gb = int(units * family.memory_gb_per_unit)
+    return str(max(cpus, 1)), f"{max(memory_gb, 1)}G"

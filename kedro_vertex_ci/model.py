@@ -82,6 +82,19 @@ class Resources:
     retry_backoff: str | None = None  # "60s"
     timeout_seconds: int | None = None  # enforced by the step runtime
     caching: bool | None = None  # None = pipeline default
+    # A machine type makes the step a Vertex AI CustomJob on that machine (see ``customjob``); cpu/memory
+    # limits then do not apply. The pipeline's service account and VPC are carried per step, since a
+    # CustomJob does not inherit them from the pipeline job.
+    machine_type: str | None = None  # "n1-highmem-8", "a2-highgpu-1g"
+    spot: bool = False  # Spot VMs (CustomJob scheduling strategy SPOT)
+    boot_disk_size_gb: int | None = None  # None = Vertex's 100 GB
+    service_account: str | None = None
+    network: str | None = None  # projects/NUMBER/global/networks/NAME
+
+    @property
+    def custom_job(self) -> bool:
+        """True when the step must run as a CustomJob (only a CustomJob can choose its machine)."""
+        return self.machine_type is not None
 
 
 class ParamType(str, Enum):

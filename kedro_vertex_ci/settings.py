@@ -3,17 +3,25 @@
 Lookup order, later wins key by key: ``__default__`` < tag < node name < group name — matched on names
 exactly as the user wrote them (kedro-vertexai sanitised names first, so ``model_training`` never matched).
 When several keys of one level match a fused step (two of its nodes, say), the step gets the largest
-request of each kind; timeouts of its nodes add up, since they run one after another.
+request of each kind; timeouts of its nodes add up, since they run one after another; it runs on Spot VMs
+only if every matching key asks for spot.
+
+A step whose settings name a ``machine_type`` becomes a Vertex AI CustomJob on that machine (only a
+CustomJob can choose one, and only a CustomJob can run on Spot VMs, so ``spot`` needs one); it carries the pipeline's service account and VPC, which a
+CustomJob does not inherit from the pipeline job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .config import ACCELERATOR_SELECTOR, DEFAULT_KEY, ResourceConfig, RunConfig
-from .machines import machine_resources
+from .errors import ConfigError, Problem
 from .model import Resources, Step
+
+DEFAULT_MACHINE_TYPE = "n1-standard-4"  # GCPC's CustomJob default, suggested when spot lacks a machine
 
 _UNITS = {
     "": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -50,11 +58,11 @@ def _largest(key: str, a: object, b: object) -> object:
         return a if memory_bytes(str(a)) >= memory_bytes(str(b)) else b
     if key in {"gpu"}:
         return a if int(str(a)) >= int(str(b)) else b
-    if key == "retries":
+    if key in {"retries", "boot_disk_size_gb"}:
         return max(int(str(a)), int(str(b)))
     if key == "timeout":
         return int(str(a)) + int(str(b))
-    if key == "caching":
+    if key in {"caching", "spot"}:
         return bool(a) and bool(b)
     return a
 
@@ -74,28 +82,26 @@ def _levels(step: Step) -> list[list[str]]:
 
 def _resource_dict(config: ResourceConfig) -> dict[str, object]:
     values: dict[str, object] = config.model_dump(exclude_none=True)
-    machine = values.pop("machine_type", None)
-    if machine is not None:
-        cpu, memory = machine_resources(str(machine))
-        values.setdefault("cpu", cpu)
-        values.setdefault("memory", memory)
     return values
 
 
 def resolve_resources(run_config: RunConfig, step: Step) -> Resources:
     """The container settings for one step (see the module docstring for the precedence)."""
     merged: dict[str, object] = {}
+    set_by: dict[str, str] = {}  # setting -> the resources key that gave it (for error messages)
     accelerator: str | None = None
     for names in _levels(step):
-        level = _merge_level([_resource_dict(run_config.resources[n]) for n in names if n in run_config.resources])
+        matching = [n for n in names if n in run_config.resources]
+        level = _merge_level([_resource_dict(run_config.resources[n]) for n in matching])
         merged.update(level)
+        set_by.update({key: n for n in matching for key in _resource_dict(run_config.resources[n])})
         for name in names:
             selector = run_config.node_selectors.get(name, {}).get(ACCELERATOR_SELECTOR)
             accelerator = selector or accelerator
     accelerator = str(merged.get("accelerator") or accelerator or "") or None
     gpu = merged.get("gpu")
     count = int(str(gpu)) if gpu is not None else (1 if accelerator else None)
-    return Resources(
+    resources = Resources(
         cpu=_opt_str(merged.get("cpu")),
         memory=_opt_str(merged.get("memory")),
         accelerator_type=accelerator if count else None,
@@ -104,6 +110,41 @@ def resolve_resources(run_config: RunConfig, step: Step) -> Resources:
         retry_backoff=_opt_str(merged.get("retry_backoff")),
         timeout_seconds=int(str(merged["timeout"])) if "timeout" in merged else None,
         caching=merged.get("caching") if isinstance(merged.get("caching"), bool) else None,  # type: ignore[arg-type]
+    )
+    return _placed(resources, merged, set_by, run_config, step)
+
+
+def _placed(
+    resources: Resources,
+    merged: dict[str, object],
+    set_by: dict[str, str],
+    run_config: RunConfig,
+    step: Step,
+) -> Resources:
+    """``resources`` on a named machine (a CustomJob step) when a machine type or spot was asked for."""
+    spot = merged.get("spot") is True
+    machine = _opt_str(merged.get("machine_type"))
+    if machine is None and not spot:
+        return resources
+    if machine is None:
+        raise ConfigError(
+            [
+                Problem(
+                    "vertexai.yml",
+                    f"run_config.resources.{set_by['spot']}.spot",
+                    f"step {step.name!r} asks for spot but no machine_type: Spot VMs are only available to "
+                    f"a step on a named machine; add machine_type (e.g. {DEFAULT_MACHINE_TYPE}) next to spot",
+                )
+            ]
+        )
+    disk = merged.get("boot_disk_size_gb")
+    return dataclasses.replace(
+        resources,
+        machine_type=machine,
+        spot=spot,
+        boot_disk_size_gb=int(str(disk)) if disk is not None else None,
+        service_account=run_config.service_account,
+        network=run_config.network.vpc,
     )
 
 

@@ -9,6 +9,10 @@ Per step: component ``comp-<step>``, executor ``exec-<step>``, task ``<step>``. 
 uses is a typed component input wired to the pipeline input of the same name. With an on-exit step the main
 tasks move into the sub-DAG ``exit-handler-1`` (what ``dsl.ExitHandler`` emits) and the exit task receives
 the sub-DAG's final status as the ``status`` input (``dsl.PipelineTaskFinalStatus``).
+
+A step whose resources name a machine type (or spot) is emitted as GCPC's CustomJob launcher task instead of
+a container task (``customjob``: what ``create_custom_training_job_from_component`` + ``kfp.compiler``
+produce); the on-exit step always stays a container task.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from importlib import metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from . import argv
+from . import argv, customjob
 from .errors import ConfigError, Problem
 from .model import ParamType, PipelineParam, Plan, Resources, Step
 
@@ -261,8 +265,12 @@ class _Emitter:
         for step in self.plan.steps:
             resources = self.plan.resources.get(step.name)
             step_params = self._step_params(step)
-            self._add_component(step, step_params)
-            self._add_executor(step, resources, argv.build_step_args(self.plan, step, resources))
+            component = self._add_component(step, step_params)
+            args = argv.build_step_args(self.plan, step, resources)
+            if resources is not None and resources.custom_job:
+                self._add_custom_job(step, component, resources, args)
+            else:
+                self._add_executor(step, resources, args)
             task = _add_task(parent.dag.tasks[step.name], self.plan, step, step.depends_on, resources)
             for param in step_params:
                 task.inputs.parameters[param.name].component_input_parameter = prefix + param.name
@@ -278,6 +286,8 @@ class _Emitter:
         """The on-exit task: runs after the exit handler whatever its outcome, with its final status."""
         pb = pb2()
         resources = self.plan.resources.get(step.name)
+        if resources is not None:
+            resources = customjob.as_container_resources(resources)
         step_params = self._step_params(step)
         component = self._add_component(step, step_params)
         status = component.input_definitions.parameters[STATUS_INPUT]
@@ -301,6 +311,18 @@ class _Emitter:
         for param in step_params:
             component.input_definitions.parameters[param.name].parameter_type = _parameter_type(param)
         return component
+
+    def _add_custom_job(self, step: Step, component: Any, resources: Resources, args: list[str]) -> None:
+        """The step as a CustomJob launcher: our container rides in the worker pool spec on its machine."""
+        if resources.accelerator_count is not None and resources.accelerator_count < 0:
+            raise _resource_error(
+                step, "accelerator_count", str(resources.accelerator_count), "a non-negative integer"
+            )
+        pools = customjob.worker_pool_specs(
+            resources, self.plan.image, argv.STEP_COMMAND, args, self.plan.extra_env
+        )
+        customjob.fill_component(component, step, resources, pools)
+        customjob.fill_launcher(self.deployment.executors["exec-" + step.name].container)
 
     def _add_executor(self, step: Step, resources: Resources | None, args: list[str]) -> None:
         container = self.deployment.executors["exec-" + step.name].container

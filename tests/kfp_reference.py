@@ -8,6 +8,10 @@ on-exit step runs under ``dsl.ExitHandler`` with a ``dsl.PipelineTaskFinalStatus
 Step args come from :func:`argv.build_step_args`, except that each parameter value ``KEY=…`` is rebuilt as an
 f-string around the placeholder object kfp passes in, so kfp renders the placeholder itself; the on-exit flags
 are written here independently of ``spec.exit_step_args``.
+
+A step whose resources name a machine type is wrapped with GCPC's ``create_custom_training_job_from_component``
+(machine, accelerator, spot, boot disk, service account, network; the plan's env goes into the worker pool,
+since a task-level env would land on the launcher), which is what users of GCPC write by hand.
 """
 
 from __future__ import annotations
@@ -100,6 +104,10 @@ def _configure(task: Any, plan: Plan, step: Step) -> None:
     resources = plan.resources.get(step.name) or Resources()
     caching = plan.caching if resources.caching is None else resources.caching
     task.set_caching_options(caching)
+    if resources.custom_job:  # the machine is set in the wrapper; only task-level settings remain
+        if resources.retries > 0:
+            task.set_retry(resources.retries, backoff_duration=resources.retry_backoff)
+        return
     if resources.cpu is not None:
         task.set_cpu_limit(resources.cpu)
     if resources.memory is not None:
@@ -136,7 +144,30 @@ def _component(plan: Plan, step: Step, by_key: dict[str, PipelineParam], on_exit
     call = ", ".join(f"{name}={name}" for name in names)
     func_name = _python_name(step.name)
     _define(f"def {func_name}({', '.join(signature)}):\n    return make_spec({call})\n", namespace)
-    return dsl.container_component(namespace[func_name])
+    component = dsl.container_component(namespace[func_name])
+    if resources is not None and resources.custom_job:
+        return _as_custom_job(plan, component, resources)
+    return component
+
+
+def _as_custom_job(plan: Plan, component: Any, resources: Resources) -> Any:
+    """The component wrapped by GCPC into a CustomJob launcher on the step's machine."""
+    from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
+
+    options: dict[str, Any] = {
+        "machine_type": resources.machine_type,
+        "strategy": "SPOT" if resources.spot else "STANDARD",
+        "env": [{"name": name, "value": plan.extra_env[name]} for name in sorted(plan.extra_env)],
+        "service_account": resources.service_account or "",
+        "network": resources.network or "",
+    }
+    if resources.accelerator_type is not None:
+        options["accelerator_type"] = resources.accelerator_type
+    if resources.accelerator_count is not None:
+        options["accelerator_count"] = resources.accelerator_count
+    if resources.boot_disk_size_gb is not None:
+        options["boot_disk_size_gb"] = resources.boot_disk_size_gb
+    return create_custom_training_job_from_component(component, **options)
 
 
 def _kfp_args(template: list[str], params: list[PipelineParam], inputs: dict[str, Any]) -> list[str]:

@@ -163,7 +163,7 @@ BAD_CONFIGS = {
     ),
     "unknown machine type": (
         BASE + "  resources:\n    train:\n      machine_type: z9-mega-8\n",
-        ["F:7: run_config.resources.train.machine_type: unknown machine type 'z9-mega-8'; supported: a2-highgpu-N, a2-ultragpu-N, c2-standard-N, c2d-highcpu-N, c2d-highmem-N, c2d-standard-N, e2-highcpu-N, e2-highmem-N, e2-standard-N, g2-standard-N, n1-highcpu-N, n1-highmem-N, n1-standard-N, n2-highcpu-N, n2-highmem-N, n2-standard-N, n2d-highcpu-N, n2d-highmem-N, n2d-standard-N"],
+        ["F:7: run_config.resources.train.machine_type: unknown machine type 'z9-mega-8'; supported: a2-highgpu-Ng, a2-megagpu-Ng, a2-ultragpu-Ng, a3-highgpu-Ng, c2-standard-N, c2d-highcpu-N, c2d-highmem-N, c2d-standard-N, c3-highcpu-N, c3-highmem-N, c3-standard-N, e2-highcpu-N, e2-highmem-N, e2-standard-N, g2-standard-N, n1-highcpu-N, n1-highmem-N, n1-standard-N, n2-highcpu-N, n2-highmem-N, n2-standard-N, n2d-highcpu-N, n2d-highmem-N, n2d-standard-N, n4-highcpu-N, n4-highmem-N, n4-standard-N"],
     ),
     "several problems, one line each, in file order": (
         BASE + "  caching: maybe\n  resources:\n    __default__:\n      memory: lots\n  imagee: x\n",
