@@ -119,6 +119,7 @@ def run_step(inv: StepInvocation, project: Path, injector: InjectIntermediates |
     if not inv.nodes:
         raise StepSetupError("no --node given: a step runs at least one node")
     bootstrap_project(project)
+    _skip_disabled_plugin_imports()
     injector = injector or InjectIntermediates(inv)
     runtime_params = nest_params(inv.params) or None
     session = KedroSession.create(project_path=project, env=inv.env, runtime_params=runtime_params)
@@ -126,6 +127,41 @@ def run_step(inv: StepInvocation, project: Path, injector: InjectIntermediates |
         # The session's own hook manager: Kedro offers no public way to add a hook for one session.
         session._hook_manager.register(injector)
         session.run(**_pipeline_argument(session, inv.pipeline), node_names=list(inv.nodes))
+
+
+def _skip_disabled_plugin_imports() -> None:
+    """Honour ``DISABLE_HOOKS_FOR_PLUGINS`` before the plugins are imported, not after.
+
+    Kedro imports every installed plugin's hooks and then unregisters the disabled ones, so a disabled
+    kedro-mlflow still costs its ~2 s import in every step. Blocking those entry-point names in the
+    session's hook manager makes pluggy skip them before ``ep.load()``; the result is the same set of hooks.
+    """
+    from importlib.metadata import distributions
+
+    from kedro.framework.project import settings
+    from kedro.framework.session import session as session_module
+
+    disabled = set(getattr(settings, "DISABLE_HOOKS_FOR_PLUGINS", ()) or ())
+    if not disabled:
+        return
+    blocked = sorted(
+        {
+            ep.name
+            for dist in distributions()
+            if dist.metadata["Name"] in disabled
+            for ep in dist.entry_points
+            if ep.group == "kedro.hooks"
+        }
+    )
+    create = session_module._create_hook_manager
+
+    def create_with_blocked() -> Any:
+        manager = create()
+        for name in blocked:
+            manager.set_blocked(name)
+        return manager
+
+    session_module._create_hook_manager = create_with_blocked  # type: ignore[attr-defined]
 
 
 def _pipeline_argument(session: Any, pipeline: str) -> dict[str, Any]:
