@@ -72,7 +72,8 @@ def pb2() -> ModuleType:
                 os.environ["_KFP_RUNTIME"] = previous
     from kfp.pipeline_spec import pipeline_spec_pb2
 
-    return pipeline_spec_pb2
+    module: ModuleType = pipeline_spec_pb2
+    return module
 
 
 @cache

@@ -263,13 +263,22 @@ class _Flattener:
         policy = (body.get("triggerPolicy") or {}).get("strategy")
         self.tasks[name] = Task(
             name=name,
-            container=parse_container(executor["container"]),
+            container=parse_container(_step_container(name, executor["container"], sources)),
             depends_on=tuple(dict.fromkeys(deps)),
             inputs=sources,
             input_types={k: d.get("parameterType", "STRING") for k, d in definitions.items()},
             run_after_failure=policy == ALL_UPSTREAM_COMPLETED,
             group=group,
         )
+
+
+def _step_container(task: str, body: Mapping[str, Any], sources: Mapping[str, InputSource]) -> Mapping[str, Any]:
+    """The container the step runs: for a CustomJob launcher task, the one inside its worker pool spec."""
+    from ..customjob import inner_container, is_launcher
+
+    if not is_launcher(body):
+        return body
+    return inner_container(task, body, {k: s.value for k, s in sources.items() if isinstance(s, Constant)})
 
 
 def _task_inputs(body: Mapping[str, Any]) -> Mapping[str, Any]:
