@@ -24,7 +24,6 @@ ENGINE = REPO / "scripts" / "docker-engine.sh"
 BUILD = REPO / "scripts" / "build-project-image.sh"
 EXAMPLE = REPO / "examples" / "spaceflights_lite"
 BASE_IMAGE = "kvc-base:bookworm"
-TINY_IMAGE = "kvc-test-tiny:latest"
 EXAMPLE_IMAGE = "kvc-test-spaceflights-lite:latest"
 SECRET = "never-in-an-image-4f1c"
 
@@ -127,8 +126,7 @@ def build_image(env: dict[str, str], project: Path, tag: str) -> Built:
 
 @pytest.fixture(scope="session")
 def tiny_project(kedro_new_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real `kedro new` project with two nodes, a parameter, only kedro as requirement, a local secret
-    and a data file (neither may end up in the image)."""
+    """A real `kedro new` project with two nodes, a parameter and only kedro as requirement."""
     project = tmp_path_factory.mktemp("docker-tiny") / "demo"
     shutil.copytree(kedro_new_template, project)
     kedro_line = next(
@@ -137,18 +135,23 @@ def tiny_project(kedro_new_template: Path, tmp_path_factory: pytest.TempPathFact
     (project / "requirements.txt").write_text(kedro_line + "\n")
     (project / "src" / "demo" / "pipeline_registry.py").write_text(TINY_REGISTRY)
     (project / "conf" / "base" / "parameters.yml").write_text("factor: 7\n")
-    (project / "conf" / "local" / "credentials.yml").write_text(f"token: {SECRET}\n")
-    (project / "data" / "01_raw").mkdir(parents=True, exist_ok=True)
-    (project / "data" / "01_raw" / "big.csv").write_text("a,b\n1,2\n")
     return project
 
 
 @pytest.fixture(scope="session")
-def tiny_image(docker_env: dict[str, str], tiny_project: Path) -> Built:
-    return build_image(docker_env, tiny_project, TINY_IMAGE)
+def example_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the bundled example plus what must never enter an image: a local secret and a data file."""
+    project = tmp_path_factory.mktemp("docker-example") / "spaceflights_lite"
+    ignore = shutil.ignore_patterns("data", ".kedro-vertex-ci", "*.egg-info", "__pycache__", "pipeline.json")
+    shutil.copytree(EXAMPLE, project, ignore=ignore)
+    (project / "conf" / "local").mkdir(parents=True, exist_ok=True)
+    (project / "conf" / "local" / "credentials.yml").write_text(f"token: {SECRET}\n")
+    (project / "data" / "01_raw").mkdir(parents=True)
+    (project / "data" / "01_raw" / "private_rows.csv").write_text(f"a,b\n1,{SECRET}\n")
+    return project
 
 
 @pytest.fixture(scope="session")
-def example_image(docker_env: dict[str, str]) -> Built:
-    """The bundled example's image (the build only reads examples/spaceflights_lite)."""
-    return build_image(docker_env, EXAMPLE, EXAMPLE_IMAGE)
+def example_image(docker_env: dict[str, str], example_project: Path) -> Built:
+    """The example's image, built once per session (one image keeps the cold CI run short)."""
+    return build_image(docker_env, example_project, EXAMPLE_IMAGE)
