@@ -111,7 +111,9 @@ def test_cases_exercise_what_their_names_say() -> None:
         "accelerator_count": 2.0,
     }
     assert gpu["disk_spec"]["boot_disk_size_gb"] == 500.0
-    assert _pool(_emitted(CASES["accelerator-default-count"]), "train")["machine_spec"]["accelerator_count"] == 1
+    assert (
+        _pool(_emitted(CASES["accelerator-default-count"]), "train")["machine_spec"]["accelerator_count"] == 1
+    )
     params = _emitted(CASES["params-passed-through"])
     args = _pool(params, "uses-all")["container_spec"]["args"]
     assert "epochs={{$.inputs.parameters['epochs']}}" in args and "--timeout" in args
@@ -167,7 +169,9 @@ def test_on_exit_step_stays_a_container_step_sized_like_its_machine(tmp_path: Pa
     ours = _emitted(with_machine)
     theirs = compile_with_kfp(by_hand, tmp_path)
     assert _differences(ours, theirs) == []
-    assert ours["deploymentSpec"]["executors"]["exec-train-a"]["container"]["image"] == customjob.LAUNCHER_IMAGE
+    assert (
+        ours["deploymentSpec"]["executors"]["exec-train-a"]["container"]["image"] == customjob.LAUNCHER_IMAGE
+    )
 
 
 def test_a_parameter_named_like_a_launcher_input_is_refused() -> None:

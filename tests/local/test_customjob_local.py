@@ -70,7 +70,9 @@ def _gcpc_spec(tmp_path: Path) -> dict[str, Any]:
 def test_run_local_runs_the_step_inside_a_gcpc_customjob(tmp_path: Path) -> None:
     compiled = _gcpc_spec(tmp_path)
     launcher = compiled["deploymentSpec"]["executors"]["exec-record-2"]["container"]
-    assert launcher["image"].startswith("gcr.io/ml-pipeline/google-cloud-pipeline-components:")  # really GCPC's
+    assert launcher["image"].startswith(
+        "gcr.io/ml-pipeline/google-cloud-pipeline-components:"
+    )  # really GCPC's
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(compiled))
     result = CliRunner().invoke(
@@ -98,7 +100,10 @@ def _plan() -> Plan:
         kedro_pipeline="__default__",
         image="europe-docker.pkg.dev/proj/repo/app:1",
         env="base",
-        steps=(Step("prep", ("prep",)), Step("train", ("train",), depends_on=("prep",), parameters=("epochs",))),
+        steps=(
+            Step("prep", ("prep",)),
+            Step("train", ("train",), depends_on=("prep",), parameters=("epochs",)),
+        ),
         resources={
             "prep": Resources(cpu="1", memory="2G"),
             "train": Resources(machine_type="n1-highmem-8", spot=True, cpu="1"),
@@ -112,7 +117,9 @@ def test_our_customjob_step_reads_back_as_the_step_command_on_the_machines_size(
     emitted = spec.spec_to_dict(spec.emit(_plan()))
     graph = build_graph(emitted)
     train, prep = graph.task("train"), graph.task("prep")
-    assert emitted["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == customjob.LAUNCHER_IMAGE
+    assert (
+        emitted["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == customjob.LAUNCHER_IMAGE
+    )
     assert train.container.image == prep.container.image == "europe-docker.pkg.dev/proj/repo/app:1"
     assert train.container.command == ("kedro-vertex-ci", "step")
     assert train.nodes == ("train",) and train.depends_on == ("prep",)
