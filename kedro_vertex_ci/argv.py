@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import ParamType, Plan, Resources, Step
+from .model import ConfigProvider, HostAlias, ParamType, Plan, Resources, Step
 
 STEP_COMMAND = ("kedro-vertex-ci", "step")
 RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
@@ -23,6 +23,36 @@ ROOT_PLACEHOLDER = "{{$.pipeline_root}}"
 def input_placeholder(name: str) -> str:
     """The KFP placeholder Vertex replaces with the value of the component input ``name``."""
     return "{{$.inputs.parameters['" + name + "']}}"
+
+
+def output_file_placeholder(name: str) -> str:
+    """The KFP placeholder Vertex replaces with the file path the task writes its output ``name`` to."""
+    return "{{$.outputs.parameters['" + name + "'].output_file}}"
+
+
+MLFLOW_RUN_ID_INPUT = "mlflow_run_id"  # each main step's input carrying the MLflow run id
+MLFLOW_RUN_ID_OUTPUT = "run_id"  # the mlflow-start-run task's output parameter
+
+
+def mlflow_step_args() -> list[str]:
+    """Appended to each main step's args when the plan uses MLflow: the run to log into."""
+    return ["--mlflow-run-id", input_placeholder(MLFLOW_RUN_ID_INPUT)]
+
+
+def build_mlflow_start_args(plan: Plan) -> list[str]:
+    """The ``mlflow-start-run`` task: no nodes; it writes the new run's id to its output parameter."""
+    return [
+        *build_step_args(plan, Step(name="mlflow-start-run", nodes=())),
+        "--mlflow-start",
+        "--mlflow-run-id-output",
+        output_file_placeholder(MLFLOW_RUN_ID_OUTPUT),
+    ]
+
+
+def build_mlflow_end_args(plan: Plan, status_placeholder: str) -> list[str]:
+    """The ``mlflow-end-run`` exit task: no nodes; it ends the job's run with the pipeline's final status."""
+    return [*build_step_args(plan, Step(name="mlflow-end-run", nodes=())), "--mlflow-end", "--status",
+            status_placeholder]
 
 
 def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) -> list[str]:
@@ -46,7 +76,46 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
         args += [flag, f"{param.key}={input_placeholder(param.name)}"]
     if resources is not None and resources.timeout_seconds:
         args += ["--timeout", str(resources.timeout_seconds)]
+    for alias in plan.host_aliases:
+        args += ["--host-alias", format_host_alias(alias)]
+    if plan.config_providers:
+        args += ["--dynamic-config", format_config_providers(plan.config_providers)]
     return args
+
+
+def format_host_alias(alias: HostAlias) -> str:
+    """``IP=host1,host2``: one argv item per hosts-file line."""
+    return f"{alias.ip}={','.join(alias.hostnames)}"
+
+
+def parse_host_alias(text: str) -> HostAlias:
+    """The inverse of :func:`format_host_alias`. Raises ``ValueError``."""
+    ip, hostnames = _split_assignment(text)
+    names = tuple(name for name in hostnames.split(",") if name)
+    if not names:
+        raise ValueError(f"--host-alias {text!r}: expected IP=HOST[,HOST...]")
+    return HostAlias(ip=ip, hostnames=names)
+
+
+def format_config_providers(providers: tuple[ConfigProvider, ...]) -> str:
+    """The providers as one compact, key-sorted JSON argv item (no shell quoting involved)."""
+    return json.dumps(
+        [{"cls": p.cls, "params": dict(p.params)} for p in providers], sort_keys=True, separators=(",", ":")
+    )
+
+
+def parse_config_providers(text: str) -> tuple[ConfigProvider, ...]:
+    """The inverse of :func:`format_config_providers`. Raises ``ValueError``."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--dynamic-config: not valid JSON: {err}") from err
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("cls"), str) and isinstance(i.get("params", {}), dict)
+        for i in items
+    ):
+        raise ValueError('--dynamic-config: expected a JSON list of {"cls": str, "params": {...}}')
+    return tuple(ConfigProvider(cls=i["cls"], params=i.get("params", {})) for i in items)
 
 
 @dataclass(frozen=True)
@@ -66,6 +135,12 @@ class StepInvocation:
     on_exit: bool = False
     status: str | None = None
     project: str | None = None
+    host_aliases: tuple[HostAlias, ...] = ()
+    config_providers: tuple[ConfigProvider, ...] = ()
+    mlflow_run_id: str | None = None  # log into this MLflow run (exported as MLFLOW_RUN_ID)
+    mlflow_start: bool = False  # start the job's MLflow run instead of running nodes
+    mlflow_run_id_output: str | None = None  # where --mlflow-start writes the run id
+    mlflow_end: bool = False  # end the job's MLflow run with --status (after the nodes, if any)
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -92,6 +167,12 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--on-exit", action="store_true")
     parser.add_argument("--status", default=None)
     parser.add_argument("--project", default=None)
+    parser.add_argument("--host-alias", action="append", default=[])
+    parser.add_argument("--dynamic-config", default=None)
+    parser.add_argument("--mlflow-run-id", default=None)
+    parser.add_argument("--mlflow-start", action="store_true")
+    parser.add_argument("--mlflow-run-id-output", default=None)
+    parser.add_argument("--mlflow-end", action="store_true")
     ns = parser.parse_args(argv)
     params: dict[str, Any] = {}
     for item in ns.param:
@@ -117,4 +198,10 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
         on_exit=ns.on_exit,
         status=ns.status,
         project=ns.project,
+        host_aliases=tuple(parse_host_alias(item) for item in ns.host_alias),
+        config_providers=parse_config_providers(ns.dynamic_config) if ns.dynamic_config else (),
+        mlflow_run_id=ns.mlflow_run_id or None,
+        mlflow_start=ns.mlflow_start,
+        mlflow_run_id_output=ns.mlflow_run_id_output,
+        mlflow_end=ns.mlflow_end,
     )

@@ -9,6 +9,7 @@ between are pure functions of values, so the output is a pure function of the pr
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from .config import PluginConfig, RunConfig, parse_config
 from .errors import ConfigError, Problem
-from .model import DatasetKind, PipelineGraph, Plan, Step
+from .model import ConfigProvider, DatasetKind, HostAlias, PipelineGraph, Plan, Step
 from .names import sanitize_name
 
 
@@ -124,6 +125,40 @@ def build_plan(
         on_exit=on_exit,
         on_exit_pipeline=on_exit_graph.name if on_exit_graph is not None else None,
         mlflow=mlflow,
+        host_aliases=_host_aliases(run_config),
+        config_providers=_config_providers(run_config),
+    )
+
+
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
+
+
+def _host_aliases(run_config: RunConfig) -> tuple[HostAlias, ...]:
+    """``network.host_aliases`` as plan values; hostnames that could not be a hosts-file name are rejected."""
+    aliases = []
+    for i, alias in enumerate(run_config.network.host_aliases):
+        for name in alias.hostnames:
+            if not _HOSTNAME_RE.match(name):
+                raise ConfigError(
+                    [Problem("vertexai.yml", f"run_config.network.host_aliases.{i}.hostnames",
+                             f"{name!r} is not a hostname (letters, digits, '-', '.', '_')")]
+                )
+        if not alias.hostnames:
+            raise ConfigError(
+                [Problem("vertexai.yml", f"run_config.network.host_aliases.{i}.hostnames",
+                         "give at least one hostname for " + alias.ip)]
+            )
+        aliases.append(HostAlias(ip=alias.ip, hostnames=tuple(alias.hostnames)))
+    return tuple(aliases)
+
+
+def _config_providers(run_config: RunConfig) -> tuple[ConfigProvider, ...]:
+    """``dynamic_config_providers`` with kedro-vertexai's class paths mapped to ours."""
+    from .dynamic_config import canonical_class_path
+
+    return tuple(
+        ConfigProvider(cls=canonical_class_path(p.cls), params=dict(p.params))
+        for p in run_config.dynamic_config_providers
     )
 
 

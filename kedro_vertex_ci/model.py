@@ -119,6 +119,22 @@ class PipelineParam:
 
 
 @dataclass(frozen=True)
+class HostAlias:
+    """One hosts-file line a step writes before Kedro starts: ``ip`` and the names that resolve to it."""
+
+    ip: str
+    hostnames: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfigProvider:
+    """A dynamic config provider a step runs before its nodes: class path and its keyword arguments."""
+
+    cls: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything ``spec.emit`` needs: a pure function of this value gives identical spec bytes."""
 
@@ -135,3 +151,5 @@ class Plan:
     on_exit_pipeline: str | None = None  # the Kedro pipeline the on-exit step's nodes belong to
     mlflow: bool = False
     extra_env: Mapping[str, str] = field(default_factory=dict)  # static env for every step
+    host_aliases: tuple[HostAlias, ...] = ()  # hosts-file entries every step writes before Kedro starts
+    config_providers: tuple[ConfigProvider, ...] = ()  # run in every step before its nodes

@@ -1,6 +1,7 @@
 """``kedro-vertex-ci step …``: the process each compiled step runs inside the project's image.
 
-Exit codes: 0 done; 1 a node failed (its traceback is shown) or an intermediate input is missing;
+Exit codes: 0 done; 1 a node failed (its traceback is shown), an intermediate input is missing or a
+dynamic config provider failed;
 2 the step's arguments do not fit the project (one-line message); 124 the ``--timeout`` passed.
 
 Nothing here may wait for a human: telemetry is switched off and stdin is replaced by /dev/null before
@@ -103,7 +104,16 @@ def main(argv: list[str]) -> int:
     register()
     if inv.timeout:
         _arm_timeout(inv.timeout)
+    if inv.host_aliases:
+        from .hosts import HostsError, apply_host_aliases
 
+        try:
+            apply_host_aliases(inv.host_aliases, os.environ)
+        except HostsError as err:
+            _say(str(err))
+            return 2
+
+    from ..dynamic_config import ProviderError
     from .session import InjectIntermediates, StepSetupError, run_step
 
     project = Path(inv.project or os.getcwd()).resolve()
@@ -113,6 +123,9 @@ def main(argv: list[str]) -> int:
     except StepSetupError as err:
         _say(str(err))
         return 2
+    except ProviderError as err:  # a provider's own failure: one line naming its class
+        _say(str(err))
+        return 1
     except Exception as err:  # noqa: BLE001 — every failure becomes an exit code here, nowhere else
         return _report_failure(err, injector.started)
     finally:

@@ -14,8 +14,9 @@ Use in any config file Kedro loads (catalog, parameters, …), with no change to
 ``${vertex:NAME}`` reads the environment variable ``KEDRO_CONFIG_<NAME upper-cased>``; an optional second
 argument is the default. The step runtime exports ``KEDRO_CONFIG_RUN_ID`` (the Vertex pipeline job uuid),
 ``KEDRO_CONFIG_JOB_NAME`` (the pipeline job name) and, in the on-exit step, ``KEDRO_CONFIG_PIPELINE_STATUS``
-before Kedro loads config, so the same values are also reachable as ``${oc.env:KEDRO_CONFIG_RUN_ID}`` in
-projects that enabled ``oc.env``. Outside a step (``compile``, a plain ``kedro run``) the built-in names
+(the final state of the main pipeline as one word: ``SUCCEEDED``, ``FAILED``…) before Kedro loads config,
+so the same values are also reachable as ``${oc.env:KEDRO_CONFIG_RUN_ID}`` in projects that enabled
+``oc.env``. Outside a step (``compile``, a plain ``kedro run``) the built-in names
 fall back to :data:`DEFAULTS`, so config that uses them still loads; any other unset name without a
 default is an error naming the variable.
 
@@ -71,10 +72,30 @@ def step_environment(
     """The ``KEDRO_CONFIG_*`` variables a step exports before Kedro loads config."""
     env = {env_name("run_id"): run_id, env_name("job_name"): job_name}
     if status is not None:
-        env[env_name("pipeline_status")] = status
+        env[env_name("pipeline_status")] = final_state(status)
     if pipeline_root is not None:
         env[env_name("pipeline_root")] = pipeline_root
     return env
+
+
+def final_state(status: str) -> str:
+    """A state word (``SUCCEEDED``, ``FAILED``, ``CANCELLED``…) from what the on-exit step receives.
+
+    Vertex passes a ``PipelineTaskFinalStatus`` as JSON (``{"state": "SUCCEEDED", "error": {...}, ...}``);
+    a plain word (``--status FAILED`` by hand) is kept as given.
+    """
+    import json
+
+    try:
+        parsed = json.loads(status)
+    except ValueError:
+        return status.strip()
+    if isinstance(parsed, dict) and isinstance(parsed.get("state"), str):
+        state = parsed["state"].strip().upper()
+        for prefix in ("PIPELINE_STATE_", "TASK_STATE_", "STATE_"):
+            state = state.removeprefix(prefix)
+        return state
+    return status.strip()
 
 
 def register() -> None:

@@ -15,7 +15,8 @@ Which datasets become :class:`IntermediateDataset`:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,22 +112,55 @@ class InjectIntermediates:
         self.started = True
 
 
-def run_step(inv: StepInvocation, project: Path, injector: InjectIntermediates | None = None) -> None:
-    """Run exactly ``inv.nodes`` of ``inv.pipeline`` in ``project`` with ``inv.params`` as runtime params."""
+def run_step(
+    inv: StepInvocation,
+    project: Path,
+    injector: InjectIntermediates | None = None,
+    extra_hooks: Iterable[Any] = (),
+) -> None:
+    """Run exactly ``inv.nodes`` of ``inv.pipeline`` in ``project`` with ``inv.params`` as runtime params.
+
+    ``extra_hooks`` are registered on this session only, like the injector.
+    """
+    if not inv.nodes:
+        raise StepSetupError("no --node given: a step runs at least one node")
+    injector = injector or InjectIntermediates(inv)
+    session = _create_session(inv, project)
+    with session:
+        # The session's own hook manager: Kedro offers no public way to add a hook for one session.
+        for hook in (injector, *extra_hooks):
+            session._hook_manager.register(hook)
+        session.run(**_pipeline_argument(session, inv.pipeline), node_names=list(inv.nodes))
+
+
+@contextmanager
+def load_context(inv: StepInvocation, project: Path) -> Iterator[Any]:
+    """The step's KedroContext with no node run (the MLflow start/end tasks); plugin hooks see it created."""
+    with _create_session(inv, project) as session:
+        yield session.load_context()
+
+
+def _create_session(inv: StepInvocation, project: Path) -> Any:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    if not inv.nodes:
-        raise StepSetupError("no --node given: a step runs at least one node")
     bootstrap_project(project)
+    _run_config_providers(inv, project)
     _skip_disabled_plugin_imports()
-    injector = injector or InjectIntermediates(inv)
     runtime_params = nest_params(inv.params) or None
-    session = KedroSession.create(project_path=project, env=inv.env, runtime_params=runtime_params)
-    with session:
-        # The session's own hook manager: Kedro offers no public way to add a hook for one session.
-        session._hook_manager.register(injector)
-        session.run(**_pipeline_argument(session, inv.pipeline), node_names=list(inv.nodes))
+    return KedroSession.create(project_path=project, env=inv.env, runtime_params=runtime_params)
+
+
+def _run_config_providers(inv: StepInvocation, project: Path) -> None:
+    """Write the dynamic config files before the session's config loader reads them (always, params or not)."""
+    if not inv.config_providers:
+        return
+    from kedro.framework.project import settings
+
+    from ..dynamic_config import StepContext, run_providers
+
+    context = StepContext(project_path=project, env=inv.env, run_id=inv.run_id, job_name=inv.job_name)
+    run_providers(inv.config_providers, context, project / settings.CONF_SOURCE)
 
 
 def _skip_disabled_plugin_imports() -> None:
