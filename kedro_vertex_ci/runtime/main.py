@@ -18,6 +18,10 @@ import threading
 import traceback
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..argv import StepInvocation
 
 TIMEOUT_EXIT = 124
 HARD_EXIT_GRACE = 10.0  # seconds after --timeout before the watchdog stops a node stuck in native code
@@ -113,13 +117,19 @@ def main(argv: list[str]) -> int:
             _say(str(err))
             return 2
 
+    project = Path(inv.project or os.getcwd()).resolve()
+    if inv.mlflow_start or (inv.mlflow_end and not inv.nodes):
+        from ..mlflow_run import run_task
+
+        return run_task(inv, project)
+    extra_hooks = _mlflow_hooks(inv)
+
     from ..dynamic_config import ProviderError
     from .session import InjectIntermediates, StepSetupError, run_step
 
-    project = Path(inv.project or os.getcwd()).resolve()
     injector = InjectIntermediates(inv)
     try:
-        run_step(inv, project, injector)
+        run_step(inv, project, injector, extra_hooks)
     except StepSetupError as err:
         _say(str(err))
         return 2
@@ -132,6 +142,19 @@ def main(argv: list[str]) -> int:
         if inv.timeout and hasattr(signal, "SIGALRM"):
             signal.alarm(0)
     return 0
+
+
+def _mlflow_hooks(inv: StepInvocation) -> tuple[object, ...]:
+    """Point kedro-mlflow at the job's MLflow run: by the id a step receives, or found by tag on exit."""
+    if inv.mlflow_run_id:
+        from ..mlflow_run import RUN_ID_ENV
+
+        os.environ[RUN_ID_ENV] = inv.mlflow_run_id
+    if inv.mlflow_end:
+        from ..mlflow_run import ResumeTaggedRun
+
+        return (ResumeTaggedRun(inv.run_id, inv.status),)
+    return ()
 
 
 def _report_failure(err: Exception, started: bool) -> int:
