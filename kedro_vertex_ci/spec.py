@@ -10,6 +10,12 @@ uses is a typed component input wired to the pipeline input of the same name. Wi
 tasks move into the sub-DAG ``exit-handler-1`` (what ``dsl.ExitHandler`` emits) and the exit task receives
 the sub-DAG's final status as the ``status`` input (``dsl.PipelineTaskFinalStatus``).
 
+With MLflow (``Plan.mlflow``) there is always an exit handler: its first task ``mlflow-start-run`` returns the
+MLflow run id as an output parameter (``dsl.OutputPath(str)``), each step takes it as the ``mlflow_run_id``
+input (``taskOutputParameter``), and the exit task (the on-exit step, else ``mlflow-end-run``) ends the run
+with the pipeline's final status — it finds the run by tag, since kfp lets no exit task take inputs from
+other tasks.
+
 A step whose resources name a machine type (or spot) is emitted as GCPC's CustomJob launcher task instead of
 a container task (``customjob``: what ``create_custom_training_job_from_component`` + ``kfp.compiler``
 produce); the on-exit step always stays a container task.
@@ -39,6 +45,12 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "2.1.0"
 EXIT_HANDLER = "exit-handler-1"
 STATUS_INPUT = "status"
+# With MLflow (``Plan.mlflow``): the first task inside the exit handler starts the job's run and hands its
+# id to every step (a task output parameter); the exit task ends it. Never cached: a cached start would
+# hand out an earlier job's run.
+MLFLOW_START_STEP = Step(name="mlflow-start-run", nodes=())
+MLFLOW_END_STEP = Step(name="mlflow-end-run", nodes=())
+_NOT_CACHED = Resources(caching=False)
 _CHANNEL_PREFIX = "pipelinechannel--"  # kfp's name for a pipeline input passed into a sub-DAG
 _RETRY_BACKOFF_FACTOR = 2.0  # kfp's RetryPolicy defaults, written out as kfp does
 _RETRY_BACKOFF_DEFAULT = "0s"
@@ -96,26 +108,32 @@ def emit(plan: Plan) -> PipelineSpec:
     spec.sdk_version = sdk_version()
     _add_pipeline_inputs(spec.root, plan.params)
     emitter = _Emitter(plan, spec, pb.PipelineDeploymentConfig(), {p.key: p for p in plan.params})
-    if plan.on_exit is None:
+    if plan.on_exit is None and not plan.mlflow:
         emitter.add_steps(spec.root, prefix="")
     else:
-        used = emitter.add_steps(spec.components["comp-" + EXIT_HANDLER], prefix=_CHANNEL_PREFIX)
+        handler = spec.components["comp-" + EXIT_HANDLER]
+        if plan.mlflow:
+            emitter.add_mlflow_start(handler)
+        used = emitter.add_steps(handler, prefix=_CHANNEL_PREFIX)
         _add_exit_handler_task(spec.root.dag.tasks[EXIT_HANDLER], used)
-        emitter.add_exit_step(plan.on_exit)
+        emitter.add_exit_step(plan.on_exit or MLFLOW_END_STEP)
     # ``deploymentSpec`` is a Struct in PipelineSpec; kfp fills it from a PipelineDeploymentConfig the same way.
     spec.deployment_spec.update(json_format.MessageToDict(emitter.deployment))
     return spec
 
 
 def exit_step_args(plan: Plan, step: Step, resources: Resources | None = None) -> list[str]:
-    """The on-exit step's args: a normal step plus ``--on-exit`` and the final status of the main DAG."""
+    """The on-exit step's args: a normal step plus ``--on-exit`` and the final status of the main DAG.
+
+    With MLflow the exit task also ends the job's run: the on-exit step does it after its nodes
+    (``--mlflow-end``), or the ``mlflow-end-run`` task alone when the plan has no on-exit step.
+    """
+    status = argv.input_placeholder(STATUS_INPUT)
+    if step == MLFLOW_END_STEP:
+        return argv.build_mlflow_end_args(plan, status)
     exit_plan = dataclasses.replace(plan, kedro_pipeline=plan.on_exit_pipeline or plan.kedro_pipeline)
-    return [
-        *argv.build_step_args(exit_plan, step, resources),
-        "--on-exit",
-        "--status",
-        argv.input_placeholder(STATUS_INPUT),
-    ]
+    args = [*argv.build_step_args(exit_plan, step, resources), "--on-exit", "--status", status]
+    return [*args, "--mlflow-end"] if plan.mlflow else args
 
 
 def spec_to_dict(spec: PipelineSpec | Mapping[str, Any]) -> dict[str, Any]:
@@ -206,8 +224,22 @@ def _check_plan(plan: Plan) -> None:
             problems.append(f"step name {EXIT_HANDLER!r} is reserved for the exit handler")
         if any(p.name == STATUS_INPUT for p in _step_params(plan.on_exit, {p.key: p for p in plan.params})):
             problems.append(f"the on-exit step cannot use a parameter named {STATUS_INPUT!r}")
+    if plan.mlflow:
+        problems.extend(_mlflow_problems(plan))
     if problems:
         raise ConfigError([Problem("", "", message) for message in problems])
+
+
+def _mlflow_problems(plan: Plan) -> list[str]:
+    """Names the MLflow tasks and their run-id input reserve."""
+    problems = []
+    reserved = {MLFLOW_START_STEP.name, MLFLOW_END_STEP.name}
+    for step in (*plan.steps, plan.on_exit) if plan.on_exit else plan.steps:
+        if step.name in reserved:
+            problems.append(f"step name {step.name!r} is reserved for the MLflow run tasks")
+    if any(p.name == argv.MLFLOW_RUN_ID_INPUT for p in plan.params):
+        problems.append(f"a pipeline parameter cannot be named {argv.MLFLOW_RUN_ID_INPUT!r} with MLflow")
+    return problems
 
 
 def _step_params(step: Step, params: Mapping[str, PipelineParam]) -> list[PipelineParam]:
@@ -268,14 +300,23 @@ class _Emitter:
             step_params = self._step_params(step)
             component = self._add_component(step, step_params)
             args = argv.build_step_args(self.plan, step, resources)
+            depends_on = step.depends_on
+            if self.plan.mlflow:
+                _add_string_input(component, argv.MLFLOW_RUN_ID_INPUT)
+                args += argv.mlflow_step_args()
+                depends_on = (*depends_on, MLFLOW_START_STEP.name)
             if resources is not None and resources.custom_job:
                 self._add_custom_job(step, component, resources, args)
             else:
                 self._add_executor(step, resources, args)
-            task = _add_task(parent.dag.tasks[step.name], self.plan, step, step.depends_on, resources)
+            task = _add_task(parent.dag.tasks[step.name], self.plan, step, depends_on, resources)
             for param in step_params:
                 task.inputs.parameters[param.name].component_input_parameter = prefix + param.name
                 used[param.name] = param
+            if self.plan.mlflow:
+                source = task.inputs.parameters[argv.MLFLOW_RUN_ID_INPUT].task_output_parameter
+                source.producer_task = MLFLOW_START_STEP.name
+                source.output_parameter_key = argv.MLFLOW_RUN_ID_OUTPUT
         if prefix:
             for param in used.values():
                 parent.input_definitions.parameters[prefix + param.name].parameter_type = _parameter_type(
@@ -283,10 +324,19 @@ class _Emitter:
                 )
         return sorted(used)
 
+    def add_mlflow_start(self, parent: Any) -> None:
+        """The ``mlflow-start-run`` task, first in ``parent``'s DAG; its output is the MLflow run id."""
+        step = MLFLOW_START_STEP
+        component = self._add_component(step, ())
+        output = component.output_definitions.parameters[argv.MLFLOW_RUN_ID_OUTPUT]
+        output.parameter_type = _parameter_type_number(ParamType.STRING)
+        self._add_executor(step, None, argv.build_mlflow_start_args(self.plan))
+        _add_task(parent.dag.tasks[step.name], self.plan, step, (), _NOT_CACHED)
+
     def add_exit_step(self, step: Step) -> None:
         """The on-exit task: runs after the exit handler whatever its outcome, with its final status."""
         pb = pb2()
-        resources = self.plan.resources.get(step.name)
+        resources = _NOT_CACHED if step == MLFLOW_END_STEP else self.plan.resources.get(step.name)
         if resources is not None:
             resources = customjob.as_container_resources(resources)
         step_params = self._step_params(step)
@@ -334,6 +384,10 @@ class _Emitter:
             container.env.add(name=name, value=self.plan.extra_env[name])
         if resources is not None:
             _set_resources(container.resources, step, resources)
+
+
+def _add_string_input(component: Any, name: str) -> None:
+    component.input_definitions.parameters[name].parameter_type = _parameter_type_number(ParamType.STRING)
 
 
 def _set_resources(target: Any, step: Step, resources: Resources) -> None:
