@@ -158,7 +158,7 @@ class KedroProject:
             conf_catalog = config_loader["catalog"]
         except Exception:  # MissingConfigException: a project may have no catalog at all
             conf_catalog = {}
-        credentials = self._context._get_config_credentials()
+        credentials = _CompileCredentials(self._context._get_config_credentials())
         return self._settings.DATA_CATALOG_CLASS.from_config(catalog=conf_catalog, credentials=credentials)
 
     def parameters(self) -> dict[str, Any]:
@@ -198,6 +198,20 @@ class KedroProject:
         return PipelineGraph(
             name=pipeline_name, nodes=nodes, dataset_kinds=kinds, parameters=self.parameters()
         )
+
+
+class _CompileCredentials(dict):  # type: ignore[type-arg]
+    """Credentials as compile sees them: a name not (yet) defined resolves to an empty mapping.
+
+    Compile only asks the catalog for dataset types. Credentials a dynamic config provider writes in each
+    step do not exist on the compiling machine, and must not stop the compile.
+    """
+
+    def __missing__(self, key: str) -> dict[str, Any]:
+        return {}
+
+    def __bool__(self) -> bool:  # Kedro replaces a falsy credentials mapping by a plain {}
+        return True
 
 
 def _dataset_kind(catalog: Any, name: str) -> DatasetKind:
