@@ -32,9 +32,9 @@ die() {
 refuse_folder_inside_repo() {
   local repo here
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-  mkdir -p "$DIR"
-  here=$(cd "$DIR" && pwd -P)
+  here=$(realpath -m "$DIR")
   case "$here/" in "$repo"/*) die "KVC_DOCKER_DIR=$DIR is inside the repository; choose a folder outside it" ;; esac
+  mkdir -p "$DIR"
 }
 
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
