@@ -88,7 +88,7 @@ def test_without_the_baseline_the_harness_says_so(work: Path) -> None:
 
 def test_step_start_runs_the_compiled_step_of_each_tool(work: Path) -> None:
     result = m.measure_step_start(work, TOOLS, ONCE)
-    floor, ours, floor_theirs, theirs, floor_plain = (row[1] for row in result.tables[0].rows)
+    floor, ours, theirs, floor_theirs, floor_plain = (row[1] for row in result.tables[0].rows)
     _assert_side(floor, Stats)
     _assert_side(floor_plain, Stats)
     _assert_side(ours, _ours_expected("step"))
