@@ -16,10 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import ConfigError
-from .specgraph import Constant, FinalStatus, FromPipeline, PipelineInput, Task, TaskGraph
+from .specgraph import Constant, FinalStatus, FromPipeline, FromTask, PipelineInput, Task, TaskGraph
 
 _PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")
 _INPUT = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")
+_OUTPUT_FILE = re.compile(r"\{\{\$\.outputs\.parameters\['([^']+)'\]\.output_file\}\}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class RunContext:
     root: str
     params: Mapping[str, Any] = field(default_factory=dict)
     job_resource: str = ""  # pipelineJobResourceName reported to exit handlers
+    outputs_dir: str = ""  # where tasks write output parameters: <outputs_dir>/<task>/<name>
+
+
+def output_file(ctx: RunContext, task: str, name: str) -> str:
+    """The file behind ``{{$.outputs.parameters['name'].output_file}}`` for ``task`` (the launcher's role)."""
+    return f"{ctx.outputs_dir}/{task}/{name}"
 
 
 def render_value(value: Any, type_name: str = "") -> str:
@@ -147,8 +154,16 @@ def _set_path(struct: Any, path: list[str], value: Any, key: str) -> dict[str, A
     return updated
 
 
-def task_inputs(task: Task, ctx: RunContext, statuses: Mapping[str, str] = {}) -> dict[str, str]:  # noqa: B006
-    """The rendered value of each of ``task``'s input parameters."""
+def task_inputs(
+    task: Task,
+    ctx: RunContext,
+    statuses: Mapping[str, str] = {},  # noqa: B006
+    produced: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, str]:
+    """The rendered value of each of ``task``'s input parameters.
+
+    ``produced`` holds upstream output parameters by (task, name); None renders them empty (to validate).
+    """
     rendered = {}
     for name, source in task.inputs.items():
         type_name = task.input_types.get(name, "")
@@ -158,6 +173,15 @@ def task_inputs(task: Task, ctx: RunContext, statuses: Mapping[str, str] = {}) -
             rendered[name] = render_value(source.value, type_name)
         elif isinstance(source, FinalStatus):
             rendered[name] = render_value(_final_status(source.group, ctx, statuses))
+        elif isinstance(source, FromTask):
+            if produced is None:
+                rendered[name] = ""
+            elif (source.task, source.key) in produced:
+                rendered[name] = produced[(source.task, source.key)]
+            else:
+                raise ConfigError(
+                    f"task {task.name!r} input {name!r}: task {source.task!r} wrote no output {source.key!r}"
+                )
     return rendered
 
 
@@ -187,6 +211,9 @@ def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]
         }
         if token in fixed:
             return fixed[token]
+        written = _OUTPUT_FILE.fullmatch(token)
+        if written and written.group(1) in task.outputs:
+            return output_file(ctx, task.name, written.group(1))
         wanted = _INPUT.fullmatch(token)
         if wanted and wanted.group(1) in inputs:
             return inputs[wanted.group(1)]
@@ -201,18 +228,21 @@ def render_command(
     task: Task,
     ctx: RunContext,
     statuses: Mapping[str, str] = {},  # noqa: B006
+    produced: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """The container's ``command`` and ``args`` with placeholders substituted, ready to exec (no shell)."""
-    inputs = task_inputs(task, ctx, statuses)
+    inputs = task_inputs(task, ctx, statuses, produced)
     return (
         [substitute(a, task, ctx, inputs) for a in task.container.command],
         [substitute(a, task, ctx, inputs) for a in task.container.args],
     )
 
 
-def render_env(task: Task, ctx: RunContext) -> dict[str, str]:
+def render_env(
+    task: Task, ctx: RunContext, produced: Mapping[tuple[str, str], str] | None = None
+) -> dict[str, str]:
     """The container's static env (Vertex substitutes placeholders there too)."""
-    inputs = task_inputs(task, ctx)
+    inputs = task_inputs(task, ctx, produced=produced)
     return {k: substitute(v, task, ctx, inputs) for k, v in task.container.env}
 
 

@@ -5,6 +5,7 @@ Layout under the local root (a folder standing in for ``gs://``)::
     <root>/<run id>/run.json        job name, spec hash (kept so a rerun with the same id renders the same)
     <root>/<run id>/logs/<task>.log  each step's stdout + stderr
     <root>/<run id>/result.json     the machine-readable result (what ``--json`` prints)
+    <root>/<run id>/outputs/<task>/<name>  task output parameters (``{{$.outputs.parameters[...].output_file}}``)
     <root>/kedro-vertex-ci/<run id>/  data the step runtime passes between steps
 """
 
@@ -24,9 +25,16 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from .executor import Observer, State, StepOutcome, execute
-from .placeholders import RunContext, check_renderable, render_command, render_env, resolve_params
+from .placeholders import (
+    RunContext,
+    check_renderable,
+    output_file,
+    render_command,
+    render_env,
+    resolve_params,
+)
 from .runners import Invocation
-from .specgraph import Task, TaskGraph, build_graph, select_tasks, skip_tasks, split_job
+from .specgraph import FromTask, Task, TaskGraph, build_graph, select_tasks, skip_tasks, split_job
 
 
 class Runner(Protocol):
@@ -182,6 +190,7 @@ def run_spec(
         root=pipeline_root,
         params=params,
         job_resource=f"projects/local/locations/local/pipelineJobs/{job_name}",
+        outputs_dir=str(run_dir / "outputs"),
     )
     check_renderable(graph, ctx)
     _write_json(
@@ -192,13 +201,14 @@ def run_spec(
     logs = run_dir / "logs"
 
     def launch(task: Task, statuses: Mapping[str, str]) -> int:
-        command, args = render_command(task, ctx, statuses)
+        produced = read_outputs(task, ctx)
+        command, args = render_command(task, ctx, statuses, produced)
         inv = Invocation(
             task=task.name,
             image=task.container.image,
             command=tuple(command),
             args=tuple(args),
-            env=render_env(task, ctx),
+            env=render_env(task, ctx, produced),
             cpu=task.container.cpu,
             memory=task.container.memory,
         )
@@ -227,6 +237,20 @@ def run_spec(
     )
     _write_json(run_dir / "result.json", result.to_json())
     return result
+
+
+def read_outputs(task: Task, ctx: RunContext) -> dict[tuple[str, str], str]:
+    """The upstream output parameters ``task`` reads, from the files their producers wrote.
+
+    Files stay in the run folder, so a ``--resume`` of the same run id still finds them.
+    """
+    produced = {}
+    for source in task.inputs.values():
+        if isinstance(source, FromTask):
+            path = Path(output_file(ctx, source.task, source.key))
+            if path.is_file():
+                produced[(source.task, source.key)] = path.read_text(encoding="utf-8")
+    return produced
 
 
 def _in_order(outcomes: Sequence[StepOutcome], order: Sequence[str]) -> tuple[StepOutcome, ...]:

@@ -68,7 +68,15 @@ class FinalStatus:
     group: str
 
 
-InputSource = FromPipeline | Constant | FinalStatus
+@dataclass(frozen=True)
+class FromTask:
+    """A task input fed by another task's output parameter (``taskOutputParameter``)."""
+
+    task: str
+    key: str
+
+
+InputSource = FromPipeline | Constant | FinalStatus | FromTask
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class Task:
     input_types: Mapping[str, str] = field(default_factory=dict)
     run_after_failure: bool = False  # triggerPolicy ALL_UPSTREAM_TASKS_COMPLETED (exit handler)
     group: str | None = None  # the DAG task (exit handler) this task sits in
+    outputs: tuple[str, ...] = ()  # output parameters the task writes to its output_file paths
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -153,6 +162,7 @@ def build_graph(spec: Mapping[str, Any]) -> TaskGraph:
     scope = {n: FromPipeline(n) for n in inputs}
     flattener.flatten_dag(root.get("dag", {}).get("tasks", {}), scope, inherited=(), group=None)
     flattener.expand_groups()
+    _check_task_outputs(flattener.tasks)
     tasks = _topological(flattener.tasks)
     return TaskGraph(pipeline_name=name, tasks=tasks, inputs=inputs, groups=flattener.group_members)
 
@@ -235,10 +245,13 @@ class _Flattener:
             return Constant(_constant(wiring["runtimeValue"]))
         if "taskFinalStatus" in wiring:
             return FinalStatus(wiring["taskFinalStatus"].get("producerTask", ""))
+        if "taskOutputParameter" in wiring:
+            produced = wiring["taskOutputParameter"]
+            return FromTask(produced.get("producerTask", ""), produced.get("outputParameterKey", ""))
         kind = next(iter(wiring), "nothing")
         raise ConfigError(
             f"spec: task {task!r} input {name!r} is fed by {kind}, which run-local does not interpret "
-            "(kedro-vertex-ci specs wire inputs from pipeline parameters only)"
+            "(kedro-vertex-ci specs wire inputs from pipeline parameters and task outputs only)"
         )
 
     def _add_leaf(
@@ -269,6 +282,7 @@ class _Flattener:
             input_types={k: d.get("parameterType", "STRING") for k, d in definitions.items()},
             run_after_failure=policy == ALL_UPSTREAM_COMPLETED,
             group=group,
+            outputs=tuple(sorted((component.get("outputDefinitions") or {}).get("parameters") or {})),
         )
 
 
@@ -279,6 +293,24 @@ def _step_container(task: str, body: Mapping[str, Any], sources: Mapping[str, In
     if not is_launcher(body):
         return body
     return inner_container(task, body, {k: s.value for k, s in sources.items() if isinstance(s, Constant)})
+
+
+def _check_task_outputs(tasks: Mapping[str, Task]) -> None:
+    """Each ``taskOutputParameter`` names a task that declares that output and runs before the consumer."""
+    for task in tasks.values():
+        for name, source in task.inputs.items():
+            if not isinstance(source, FromTask):
+                continue
+            producer = tasks.get(source.task)
+            if producer is None or source.key not in producer.outputs:
+                raise ConfigError(
+                    f"spec: task {task.name!r} input {name!r} (taskOutputParameter) reads output {source.key!r} of task "
+                    f"{source.task!r}, which has no such output parameter"
+                )
+            if source.task not in task.depends_on:
+                raise ConfigError(
+                    f"spec: task {task.name!r} reads an output of {source.task!r} without depending on it"
+                )
 
 
 def _task_inputs(body: Mapping[str, Any]) -> Mapping[str, Any]:
