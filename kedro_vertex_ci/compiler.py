@@ -125,6 +125,7 @@ def build_plan(
         on_exit=on_exit,
         on_exit_pipeline=on_exit_graph.name if on_exit_graph is not None else None,
         mlflow=mlflow,
+        extra_env=_mlflow_env(run_config) if mlflow else {},
         host_aliases=_host_aliases(run_config),
         config_providers=_config_providers(run_config),
     )
@@ -160,6 +161,17 @@ def _config_providers(run_config: RunConfig) -> tuple[ConfigProvider, ...]:
         ConfigProvider(cls=canonical_class_path(p.cls), params=dict(p.params))
         for p in run_config.dynamic_config_providers
     )
+
+
+def _mlflow_env(run_config: RunConfig) -> dict[str, str]:
+    """``mlflow.request_header_provider_params`` for the MLflow header provider in every step (validated)."""
+    from .mlflow_auth import PARAMS_KEY, check_params, provider_env
+
+    params = run_config.mlflow.request_header_provider_params if run_config.mlflow else {}
+    problem = check_params(params)
+    if problem:
+        raise ConfigError([Problem("vertexai.yml", PARAMS_KEY, problem)])
+    return provider_env(params)
 
 
 def _uses_kedro_mlflow(project: Path) -> bool:
