@@ -42,8 +42,9 @@ die() {
 PROJECT=$(cd "$1" 2>/dev/null && pwd -P) || die "no such project folder: $1"
 TAG=$2
 readonly PROJECT TAG
-[[ -f $PROJECT/pyproject.toml ]] && grep -q '^\[tool.kedro\]' "$PROJECT/pyproject.toml" ||
+if ! grep -qs '^\[tool.kedro\]' "$PROJECT/pyproject.toml"; then
   die "$PROJECT/pyproject.toml has no [tool.kedro] table: not a Kedro project"
+fi
 
 host_python() {
   # A venv of the host's Debian python3 (the very Python the image has, so Requires-Python resolves alike),

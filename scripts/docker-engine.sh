@@ -118,6 +118,7 @@ start_daemon() {
 debian_mirror() {
   # The mirror apt already uses for this suite (the machine's configured registry), else Debian's.
   local uri
+  # shellcheck disable=SC2016 # $(REPO_URI) is apt's own template, not a shell expansion
   uri=$(apt-get indextargets --format '$(REPO_URI)' "Release: $SUITE" 'Created-By: Packages' 2>/dev/null |
     sort -u | head -n 1)
   echo "${uri:-http://deb.debian.org/debian/}"
