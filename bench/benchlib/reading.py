@@ -56,18 +56,14 @@ def _compile(raw: Mapping[str, Any]) -> list[str]:
 
 def _step(raw: Mapping[str, Any]) -> list[str]:
     floor, ours, theirs = (_median(raw.get(k)) for k in ("floor", "ours", "theirs"))
-    floor_theirs = _median(raw.get("floor_theirs"))
     if floor is None or ours is None:
         return [f"Step start: not measured (ours: {raw.get('ours')}, floor: {raw.get('floor')})."]
     line = (
-        f"Step start: ours {ours:.2f} s vs floor {floor:.2f} s (+{ours - floor:.2f} s); goal ≤ floor + 0.3 s "
+        f"Step start: ours {ours:.2f} s vs floor {floor:.2f} s ({ours - floor:+.2f} s); goal ≤ floor + 0.3 s "
         f"{_verdict(ours - floor <= 0.3)}."
     )
-    if theirs is not None and floor_theirs is not None:
-        line += (
-            f" Theirs {theirs:.2f} s (+{theirs - floor_theirs:.2f} s over the floor in its environment, "
-            f"{theirs / ours:.1f}× ours)."
-        )
+    if theirs is not None:
+        line += f" Theirs {theirs:.2f} s ({theirs - floor:+.2f} s, {theirs / ours:.1f}× ours)."
     return [line]
 
 
