@@ -669,17 +669,14 @@ def measure_cli(work: Path, tools: Tools, repeats: Repeats) -> Measure:
     plain = timed([str(tools.plain / "kedro"), "--help"], with_path(tools.plain, bench_env()))
     with_ours = timed([str(tools.ours / "kedro"), "--help"], ours_env)
     ours_group = timed([str(tools.ours / "kedro"), "vertex-ci", "--help"], ours_env)
-    theirs = theirs_group = NOT_INSTALLED
+    theirs = NOT_INSTALLED
     if tools.theirs is not None:
-        env = _theirs_env(tools)
-        theirs = timed([str(tools.theirs / "kedro"), "--help"], env)
-        theirs_group = timed([str(tools.theirs / "kedro"), "vertexai", "--help"], env)
+        theirs = timed([str(tools.theirs / "kedro"), "--help"], _theirs_env(tools))
     rows.append(["`kedro-vertex-ci --help`", _time(ours_help), ""])
     rows.append(["`kedro --help`, Kedro alone", _time(plain), ""])
     rows.append(["`kedro --help`, with kedro-vertex-ci", _time(with_ours), _diff(with_ours, plain)])
     rows.append(["`kedro --help`, with kedro-vertexai", _time(theirs), _diff(theirs, plain)])
     rows.append(["`kedro vertex-ci --help`", _time(ours_group), _diff(ours_group, plain)])
-    rows.append(["`kedro vertexai --help`", _time(theirs_group), _diff(theirs_group, plain)])
     measure.tables.append(
         Table("CLI start (s) — min / median / max", ["command", "time", "minus Kedro alone"], rows)
     )
@@ -689,7 +686,6 @@ def measure_cli(work: Path, tools: Tools, repeats: Repeats) -> Measure:
         "with_ours": _raw(with_ours),
         "with_theirs": _raw(theirs),
         "ours_group": _raw(ours_group),
-        "theirs_group": _raw(theirs_group),
     }
     return measure
 

@@ -161,6 +161,7 @@ class Repeats:
     slow_runs: int = 3
     slow_seconds: float = 20.0
     warmup: bool = True
+    keep_warmup_seconds: float = 5.0
 
     def count(self, first_seconds: float) -> int:
         return self.slow_runs if first_seconds > self.slow_seconds else self.runs
@@ -169,13 +170,13 @@ class Repeats:
 def repeat(run_once: Callable[[], ProcResult], repeats: Repeats, what: str) -> tuple[Stats, Stats]:
     """Time ``run_once`` after one warm-up run (disk caches and .pyc files warm for both tools alike).
 
-    A warm-up slower than ``slow_seconds`` counts as a sample: against tens of seconds the cache effect is
+    A warm-up slower than ``keep_warmup_seconds`` counts as a sample: against seconds the cache effect is
     noise, and repeating it would cost minutes. Returns wall-time and peak-RSS statistics; raises
     :class:`MeasureError` when a run fails.
     """
     first = checked(run_once(), what)
     times, rss = Stats(), Stats(unit="MB")
-    if not repeats.warmup or first.seconds > repeats.slow_seconds:
+    if not repeats.warmup or first.seconds > repeats.keep_warmup_seconds:
         times.values.append(first.seconds)
         rss.values.append(first.max_rss_mb)
     total = repeats.count(first.seconds)
