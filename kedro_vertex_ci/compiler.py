@@ -97,6 +97,7 @@ def build_plan(
     from .settings import resolve_resources
 
     run_config = config.run_config
+    _check_overrides_of_run_values(graph.parameters, overrides or {})
     parameters = apply_overrides(graph.parameters, overrides or {})
     graph = PipelineGraph(
         name=graph.name, nodes=graph.nodes, dataset_kinds=graph.dataset_kinds, parameters=parameters
@@ -110,6 +111,7 @@ def build_plan(
         on_exit_nodes=on_exit_nodes,
     )
     on_exit = _on_exit_step(on_exit_graph, graph, steps) if on_exit_graph is not None else None
+    steps, on_exit = _without_run_value_params(steps, on_exit, parameters)
     all_steps = (*steps, on_exit) if on_exit else steps
     used = {key for step in all_steps for key in step.parameters}
     return Plan(
@@ -129,6 +131,38 @@ def build_plan(
         host_aliases=_host_aliases(run_config),
         config_providers=_config_providers(run_config),
     )
+
+
+def _run_value_keys(parameters: Mapping[str, Any]) -> set[str]:
+    from .runtime.resolvers import is_deferred
+
+    return {key for key, value in parameters.items() if is_deferred(value)}
+
+
+def _check_overrides_of_run_values(parameters: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    run_values = _run_value_keys(parameters)
+    for dotted in overrides:
+        if dotted.split(".", 1)[0] in run_values:
+            raise ConfigError([Problem("--param", dotted, "holds a ${vertex:...} run value, resolved in each "
+                                       "step; it cannot be set at compile time")])
+
+
+def _without_run_value_params(
+    steps: tuple[Step, ...], on_exit: Step | None, parameters: Mapping[str, Any]
+) -> tuple[tuple[Step, ...], Step | None]:
+    """Steps that leave parameters holding ``${vertex:...}`` to the project: no pipeline input for them.
+
+    Frozen into the spec, such a parameter would carry its compile-time value (``local``, ``unknown``)
+    into every run; left out, each step resolves it from its own run (run id, the final status…).
+    """
+    run_values = _run_value_keys(parameters)
+    if not run_values:
+        return steps, on_exit
+
+    def strip(step: Step) -> Step:
+        return dataclasses.replace(step, parameters=tuple(k for k in step.parameters if k not in run_values))
+
+    return tuple(strip(s) for s in steps), strip(on_exit) if on_exit is not None else None
 
 
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
@@ -195,16 +229,18 @@ def compile_pipeline(
 ) -> Compiled:
     """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec."""
     from .kedro_io import open_project
+    from .runtime.resolvers import deferred_run_values
     from .settings import unmatched_keys
     from .spec import emit, spec_to_dict, to_json_bytes
 
     with open_project(project, env) as kedro_project:
         parsed = parse_config(kedro_project.config_raw(), kedro_project.config_sources())
         run_config = parsed.config.run_config
-        graph = kedro_project.graph(pipeline)
-        on_exit_graph = None
-        if run_config.on_exit_pipeline:
-            on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
+        with deferred_run_values():  # parameters holding ${vertex:...} stay for each step to resolve
+            graph = kedro_project.graph(pipeline)
+            on_exit_graph = None
+            if run_config.on_exit_pipeline:
+                on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
         plan = _located(
             kedro_project.config_sources(),
             build_plan,

@@ -31,7 +31,9 @@ runtime and users' own code can all import it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 RESOLVER = "vertex"
 ENV_PREFIX = "KEDRO_CONFIG_"
@@ -43,6 +45,34 @@ DEFAULTS: Mapping[str, str] = {
     "pipeline_status": "unknown",
 }
 _NO_DEFAULT = object()
+DEFERRED_PREFIX = "<<vertex:"  # what ``${vertex:NAME}`` gives while the compile asks for parameter values
+_deferred: ContextVar[bool] = ContextVar("kedro_vertex_ci_deferred_run_values", default=False)
+
+
+@contextmanager
+def deferred_run_values() -> Iterator[None]:
+    """While active, ``${vertex:NAME}`` resolves to a marker instead of a value (see :func:`is_deferred`).
+
+    The compile reads parameter values to type pipeline inputs. A parameter that holds a run value
+    (``status: ${vertex:pipeline_status}``) must not be frozen into the spec with its compile-time default:
+    the marker lets the compiler leave it to each step, which resolves it when it runs.
+    """
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+def is_deferred(value: object) -> bool:
+    """Whether ``value`` (a parameter, possibly nested) holds a run value resolved only inside a step."""
+    if isinstance(value, str):
+        return DEFERRED_PREFIX in value
+    if isinstance(value, Mapping):
+        return any(is_deferred(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_deferred(v) for v in value)
+    return False
 
 
 def env_name(name: str) -> str:
@@ -52,6 +82,8 @@ def env_name(name: str) -> str:
 
 def resolve(name: str, default: object = _NO_DEFAULT) -> object:
     """The value of ``${vertex:name[,default]}``: the env var, else the default, else a built-in default."""
+    if _deferred.get():
+        return f"{DEFERRED_PREFIX}{name.strip()}>>"
     value = os.environ.get(env_name(name))
     if value is not None:
         return value
