@@ -12,6 +12,7 @@
 #   bash scripts/docker-engine.sh down            # stop the daemon, unmount what it left
 #
 # KVC_DOCKER_DIR (default /var/tmp/kvc-docker) chooses the folder; one daemon per folder.
+# KVC_SKIP_DOCKER=1 (a developer's explicit choice) makes `up` do nothing; tests/docker then skips.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -156,6 +157,10 @@ build_base_image() {
 }
 
 cmd_up() {
+  if [[ ${KVC_SKIP_DOCKER:-} == 1 ]]; then
+    log "KVC_SKIP_DOCKER=1: not starting an engine (the Docker tests skip too)"
+    return 0
+  fi
   refuse_folder_inside_repo
   # One `up` at a time per folder (make and a pytest fixture may both call it).
   exec 9>"$DIR/up.lock"

@@ -22,7 +22,7 @@ def _bash(*argv: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 def test_the_engine_folder_may_not_be_inside_the_repository():
     inside = REPO / ".kvc-docker-test"
-    proc = _bash(str(ENGINE), "up", env={"KVC_DOCKER_DIR": str(inside)})
+    proc = _bash(str(ENGINE), "up", env={"KVC_DOCKER_DIR": str(inside), "KVC_SKIP_DOCKER": ""})
     assert proc.returncode == 1
     assert "inside the repository" in proc.stderr and proc.stdout == ""
     assert not inside.exists()  # refused before creating anything
@@ -42,3 +42,10 @@ def test_building_a_folder_that_is_not_a_kedro_project_is_refused(tmp_path: Path
     missing = _bash(str(BUILD), str(tmp_path / "nope"), "x:1")
     assert missing.returncode == 1 and "no such project folder" in missing.stderr
     assert _bash(str(BUILD), str(tmp_path)).returncode == 2  # usage
+
+
+def test_skip_docker_makes_up_a_no_op(tmp_path: Path):
+    folder = tmp_path / "engine"
+    proc = _bash(str(ENGINE), "up", env={"KVC_DOCKER_DIR": str(folder), "KVC_SKIP_DOCKER": "1"})
+    assert proc.returncode == 0 and proc.stdout == "" and "KVC_SKIP_DOCKER=1" in proc.stderr
+    assert not folder.exists()
