@@ -158,10 +158,19 @@ class ResumeTaggedRun:
         self._end("FAILED")
 
     def _end(self, status: str) -> None:
-        """After kedro-mlflow closed the run for this step: the job's final status wins."""
-        if self.client is not None and self.run_id is not None:
-            self.client.set_terminated(self.run_id, status)
-            print(f"MLflow run {self.run_id} ended {status}", flush=True)
+        """After kedro-mlflow closed the run for this step: the job's final status wins.
+
+        kedro-mlflow reopens the run per node, so it can still be active in this process; MLflow would end
+        it FINISHED at interpreter exit, overwriting the status. It is ended here with the final status.
+        """
+        if self.client is None or self.run_id is None:
+            return
+        import mlflow
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run(status)
+        self.client.set_terminated(self.run_id, status)
+        print(f"MLflow run {self.run_id} ended {status}", flush=True)
 
 
 def _say(message: str) -> None:

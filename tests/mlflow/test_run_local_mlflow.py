@@ -97,3 +97,24 @@ def test_rerunning_the_same_job_reuses_its_run(tmp_path: Path, mlflow_server, pr
         assert result["state"] == "succeeded", step_logs(result)
     (run,) = _runs(mlflow_server, "kvc-again")
     assert run.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(("increment", "status"), [(1, "FINISHED"), ("oops", "FAILED")])
+def test_an_on_exit_pipeline_logs_into_the_run_and_ends_it(tmp_path: Path, mlflow_server, proxy, increment, status):
+    """With run_config.on_exit_pipeline the on-exit step is the exit task: its nodes resume the job's run,
+    then it sets the final status (no separate mlflow-end-run task)."""
+    experiment = f"kvc-exit-{status.lower()}"
+    project = mlflow_project(
+        tmp_path, "mlflow_exit", proxy.url, experiment,
+        params={"increment": increment}, pipelines={"notify": ["node_0"]}, on_exit_pipeline="notify",
+    )
+    proc, result = run_local(project, f"mlf-exit-{status.lower()}")
+    names = [s["name"] for s in result["steps"]]
+    assert names[0] == "mlflow-start-run" and "mlflow-end-run" not in names
+    exit_step = result["steps"][-1]
+    assert exit_step["name"].startswith("on-exit") and exit_step["state"] == "done", step_logs(result)
+
+    (run,) = _runs(mlflow_server, experiment)
+    assert run.info.status == status
+    assert run.data.tags["vertexai_run_id"] == f"mlf-exit-{status.lower()}"
+    assert "notify" in run.data.tags["pipeline_names"]  # the on-exit step's session logged into this run
