@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..runtime.hosts import HOSTS_FILE_ENV
+
 # Set in every step: telemetry and prompts must never block a step.
 QUIET_ENV = {"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
 # Passed by name into containers (``-e NAME``: the value never appears on the docker command line).
@@ -87,6 +89,8 @@ class SubprocessRunner:
         """Our env + the container's env + quiet flags, with the venv's bin first on PATH."""
         env = {**self.base_env, **inv.env, **QUIET_ENV}
         env["PATH"] = os.pathsep.join(p for p in (str(venv_bin()), env.get("PATH", "")) if p)
+        # network.host_aliases: a dry run on this machine must not rewrite its /etc/hosts.
+        env.setdefault(HOSTS_FILE_ENV, str(self.project / ".kedro-vertex-ci" / "hosts"))
         return env
 
     def argv(self, inv: Invocation) -> list[str]:

@@ -65,6 +65,7 @@ def apply_host_aliases(aliases: Iterable[HostAlias], environ: Mapping[str, str])
 
 def write_host_aliases(aliases: Iterable[HostAlias], path: Path) -> bool:
     """Put ``aliases`` into the hosts file at ``path``; returns whether the file changed. Raises ``OSError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     current = path.read_text(encoding="utf-8") if path.exists() else ""
     updated = with_host_aliases(current, aliases)
     if updated == current:

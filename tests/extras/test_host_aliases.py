@@ -86,11 +86,12 @@ def test_step_writes_the_aliases_before_kedro_starts_and_a_rerun_does_not_duplic
 def test_an_unwritable_hosts_file_fails_the_step_in_one_line(tmp_path):
     project = _project(tmp_path, ALIASES)
     (args,) = step_commands(project, "run-x", tmp_path / "root")
-    target = tmp_path / "no-such-dir" / "hosts"
+    target = tmp_path / "a-directory"
+    target.mkdir()
     result = run_step(project, args, env={"KEDRO_VERTEX_CI_HOSTS_FILE": str(target)})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"kedro-vertex-ci step: error: cannot write network.host_aliases to {target}: No such file or directory "
+        f"kedro-vertex-ci step: error: cannot write network.host_aliases to {target}: Is a directory "
         "(the step must run as root to change /etc/hosts; KEDRO_VERTEX_CI_HOSTS_FILE names another file)"
     ]
     assert not (project / "data" / "hosts.json").exists()
@@ -130,3 +131,22 @@ BLOCK_ONE = f"{BEGIN_MARKER}\n10.0.0.1\ta.internal\n{END_MARKER}\n"
 def test_hosts_block_is_replaced_never_appended_twice(before, aliases, after):
     assert with_host_aliases(before, aliases) == after
     assert with_host_aliases(after, aliases) == after
+
+
+def test_run_local_writes_the_aliases_into_a_hosts_file_of_the_project_not_etc_hosts(tmp_path):
+    import os
+    import subprocess
+
+    from .conftest import CLI
+
+    project = _project(tmp_path, ALIASES)
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_VERTEX_CI_HOSTS_FILE"}
+    before = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else None
+    proc = subprocess.run([CLI, "run-local", "--json", "--run-id", "h-1"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    hosts = project / ".kedro-vertex-ci" / "hosts"
+    assert hosts.read_text() == EXPECTED.removeprefix(ORIGINAL + "\n")
+    assert json.loads((project / "data" / "hosts.json").read_text())["data"] == hosts.read_text()
+    if before is not None:
+        assert Path("/etc/hosts").read_text() == before
