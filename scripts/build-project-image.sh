@@ -48,20 +48,26 @@ fi
 
 host_python() {
   # A venv of the host's Debian python3 (the very Python the image has, so Requires-Python resolves alike),
-  # or KVC_HOST_PYTHON. The venv lives in the engine folder, next to the wheel cache.
-  local base=${KVC_HOST_PYTHON:-/usr/bin/python3} venv=$DIR/hostvenv version
+  # or KVC_HOST_PYTHON. The venv lives in the engine folder, next to the wheel cache; created once, locked.
+  local base=${KVC_HOST_PYTHON:-/usr/bin/python3} version
   version=$("$base" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || die "cannot run $base"
   [[ $version == "$IMAGE_PYTHON" ]] ||
     die "$base is Python $version; wheels must be built by Python $IMAGE_PYTHON (the image's). Set KVC_HOST_PYTHON"
+  mkdir -p "$DIR"
+  locked "$DIR/hostvenv.lock" make_host_venv "$base" "$DIR/hostvenv" >&2
+  echo "$DIR/hostvenv/bin/python"
+}
+
+make_host_venv() {
+  local base=$1 venv=$2
   if [[ ! -f $venv/.ready || $(readlink -f "$venv/bin/python") != $(readlink -f "$base") ]]; then
     rm -rf "$venv"
     "$base" -m venv "$venv" || die "cannot create a venv with $base (apt-get install python3-venv)"
     # Build tools in the venv itself: our wheel then builds without an isolated env (seconds, not ten).
-    "$venv/bin/python" -m pip install -q 'setuptools>=68' wheel >"$DIR/hostvenv.log" 2>&1 ||
-      die "pip install setuptools wheel into $venv failed; see $DIR/hostvenv.log"
+    "$venv/bin/python" -m pip install -q 'setuptools>=68' wheel >"$venv.log" 2>&1 ||
+      die "pip install setuptools wheel into $venv failed; see $venv.log"
     touch "$venv/.ready"
   fi
-  echo "$venv/bin/python"
 }
 
 pip_quietly() {
