@@ -3,6 +3,7 @@ each rule it states about machine types, Spot VMs and accelerators holds when a 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -21,6 +22,7 @@ from tests.conftest import CLI, REPO, VENV_BIN
 
 DOC = REPO / "docs" / "placement.md"
 NODES = ["preprocess", "train_model", "evaluate"]
+_SERIAL = itertools.count()
 
 
 def _blocks(language: str) -> list[str]:
@@ -28,7 +30,10 @@ def _blocks(language: str) -> list[str]:
 
 
 def _project(tmp_path: Path, vertexai: str, **kwargs: Any) -> Path:
-    return make_project(tmp_path, "demo", "chain", 3, node_names=NODES, vertexai=vertexai, **kwargs)
+    """The page's pipeline under a package name of its own: Kedro caches an imported pipeline registry by
+    package name for the rest of the process, so a shared name would compile another test's pipeline."""
+    name = f"placement_{next(_SERIAL)}"
+    return make_project(tmp_path, name, "chain", 3, node_names=NODES, vertexai=vertexai, **kwargs)
 
 
 @pytest.fixture
@@ -172,14 +177,10 @@ def test_an_unknown_machine_type_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_the_on_exit_step_stays_a_container_sized_like_its_machine(tmp_path: Path) -> None:
-    project = make_project(
+    project = _project(
         tmp_path,
-        "demo_with_exit",  # its own package: Kedro caches an imported pipeline registry by package name
-        "chain",
-        3,
-        node_names=NODES,
+        _vertexai({"__default__": {"machine_type": "n1-highmem-4"}}, on_exit_pipeline="notify"),
         pipelines={"notify": ["evaluate"]},
-        vertexai=_vertexai({"__default__": {"machine_type": "n1-highmem-4"}}, on_exit_pipeline="notify"),
     )
     spec = compile_pipeline(project).spec
     exit_task = next(name for name in spec["root"]["dag"]["tasks"] if name.startswith("on-exit"))
