@@ -14,7 +14,8 @@ Use in any config file Kedro loads (catalog, parameters, …), with no change to
 ``${vertex:NAME}`` reads the environment variable ``KEDRO_CONFIG_<NAME upper-cased>``; an optional second
 argument is the default. The step runtime exports ``KEDRO_CONFIG_RUN_ID`` (the Vertex pipeline job uuid),
 ``KEDRO_CONFIG_JOB_NAME`` (the pipeline job name) and, in the on-exit step, ``KEDRO_CONFIG_PIPELINE_STATUS``
-(the final state of the main pipeline as one word: ``SUCCEEDED``, ``FAILED``…) before Kedro loads config,
+(the final state of the main pipeline as one word: ``SUCCEEDED``, ``FAILED``…) and
+``KEDRO_CONFIG_PIPELINE_ERROR`` (its error message, if any) before Kedro loads config,
 so the same values are also reachable as ``${oc.env:KEDRO_CONFIG_RUN_ID}`` in projects that enabled
 ``oc.env``. Outside a step (``compile``, a plain ``kedro run``) the built-in names
 fall back to :data:`DEFAULTS`, so config that uses them still loads; any other unset name without a
@@ -43,6 +44,7 @@ DEFAULTS: Mapping[str, str] = {
     "commit_id": "dirty",
     "branch_name": "dirty",
     "pipeline_status": "unknown",
+    "pipeline_error": "",
 }
 _NO_DEFAULT = object()
 DEFERRED_PREFIX = "<<vertex:"  # what ``${vertex:NAME}`` gives while the compile asks for parameter values
@@ -105,6 +107,7 @@ def step_environment(
     env = {env_name("run_id"): run_id, env_name("job_name"): job_name}
     if status is not None:
         env[env_name("pipeline_status")] = final_state(status)
+        env[env_name("pipeline_error")] = final_error(status)
     if pipeline_root is not None:
         env[env_name("pipeline_root")] = pipeline_root
     return env
@@ -128,6 +131,19 @@ def final_state(status: str) -> str:
             state = state.removeprefix(prefix)
         return state
     return status.strip()
+
+
+def final_error(status: str) -> str:
+    """The error message of a ``PipelineTaskFinalStatus`` (``""`` when there is none or it is a plain word)."""
+    import json
+
+    try:
+        parsed = json.loads(status)
+    except ValueError:
+        return ""
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return " ".join(str(message).split()) if message else ""
 
 
 def register() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kedro_vertex_ci.runtime.resolvers import final_state
+from kedro_vertex_ci.runtime.resolvers import final_error, final_state
 
 from .conftest import CLI, compiled_step_args, extras_project
 
@@ -25,8 +25,8 @@ def add_one(x):
     return x + 1
 
 
-def notify(state, run_id):
-    return {"state": state, "run_id": run_id}
+def notify(final):
+    return final
 """
 
 
@@ -38,9 +38,15 @@ def exit_project(tmp_path: Path) -> Path:
         nodes=NODES,
         pipeline='node(make_value, "params:should_fail", "value", name="make_value"), '
         'node(add_one, "value", "result", name="add_one")',
-        pipelines='"notify": Pipeline([node(notify, ["params:final.state", "params:final.run_id"], '
-        '"notified", name="notify")]),',
-        params={"should_fail": False, "final": {"state": "${vertex:pipeline_status}", "run_id": "${vertex:run_id}"}},
+        pipelines='"notify": Pipeline([node(notify, "params:final", "notified", name="notify")]),',
+        params={
+            "should_fail": False,
+            "final": {
+                "state": "${vertex:pipeline_status}",
+                "error": "${vertex:pipeline_error}",
+                "run_id": "${vertex:run_id}",
+            },
+        },
         catalog={
             "result": {"filepath": "data/result.json"},
             "notified": {"filepath": "data/notified-${vertex:run_id}.json"},
@@ -70,7 +76,7 @@ def test_exit_step_runs_after_success_and_sees_succeeded(exit_project):
     states = {s["name"]: s["state"] for s in result["steps"]}
     assert states == {"make-value": "done", "add-one": "done", "on-exit-notify": "done"}
     assert json.loads((exit_project / "data" / "result.json").read_text())["data"] == 2
-    assert _notified(exit_project, "ok-1") == {"state": "SUCCEEDED", "run_id": "ok-1"}
+    assert _notified(exit_project, "ok-1") == {"state": "SUCCEEDED", "error": "", "run_id": "ok-1"}
 
 
 def test_exit_step_runs_after_a_failure_and_sees_failed(exit_project):
@@ -80,7 +86,11 @@ def test_exit_step_runs_after_a_failure_and_sees_failed(exit_project):
     states = {s["name"]: s["state"] for s in result["steps"]}
     assert states == {"make-value": "failed", "add-one": "skipped", "on-exit-notify": "done"}
     assert not (exit_project / "data" / "result.json").exists()
-    assert _notified(exit_project, "bad-1") == {"state": "FAILED", "run_id": "bad-1"}
+    assert _notified(exit_project, "bad-1") == {
+        "state": "FAILED",
+        "error": "a task in the exit handler failed",  # what run-local reports, as Vertex reports its error
+        "run_id": "bad-1",
+    }
 
 
 def test_exit_step_args_carry_the_final_status_input(exit_project):
@@ -104,6 +114,12 @@ def test_exit_step_args_carry_the_final_status_input(exit_project):
 )
 def test_final_status_struct_becomes_one_word(received, state):
     assert final_state(received) == state
+
+
+def test_final_error_is_the_message_or_nothing():
+    assert final_error('{"error":{"code":2,"message":"task  train\\nfailed"},"state":"FAILED"}') == "task train failed"
+    assert final_error('{"error":{},"state":"SUCCEEDED"}') == ""
+    assert final_error("FAILED") == ""
 
 
 def test_parameters_holding_run_values_are_left_to_each_step(exit_project):

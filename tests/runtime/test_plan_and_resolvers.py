@@ -83,6 +83,7 @@ def test_step_environment_exports_run_values():
         "KEDRO_CONFIG_RUN_ID": "u",
         "KEDRO_CONFIG_JOB_NAME": "j",
         "KEDRO_CONFIG_PIPELINE_STATUS": "SUCCEEDED",
+        "KEDRO_CONFIG_PIPELINE_ERROR": "",
         "KEDRO_CONFIG_PIPELINE_ROOT": "gs://b",
     }
 
