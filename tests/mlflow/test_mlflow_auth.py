@@ -157,3 +157,79 @@ def test_importing_the_module_does_not_import_mlflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).parent)
     assert proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
+class _FakeMetadata:
+    """The GCE metadata server a Vertex step talks to: the ping and the identity (ID token) endpoint."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.requests: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                fake.requests.append(self.path)
+                parts = urlsplit(self.path)
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    self.send_response(403)
+                    self.end_headers()
+                    return
+                if parts.path.endswith("/service-accounts/default/identity"):
+                    audience = parse_qs(parts.query)["audience"][0]
+                    body = _jwt({"aud": audience, "email": "pipeline@demo-project.iam.gserviceaccount.com",
+                                 "exp": 4_000_000_000}).encode()
+                    kind = "application/text"
+                elif parts.path.endswith("/service-accounts/default/"):
+                    body = json.dumps({"email": "pipeline@demo-project.iam.gserviceaccount.com",
+                                       "aliases": ["default"], "scopes": []}).encode()
+                    kind = "application/json"
+                else:
+                    body, kind = b"ok", "application/text"
+                self.send_response(200)
+                self.send_header("Metadata-Flavor", "Google")
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_oauth_provider_gets_the_steps_own_id_token_from_the_metadata_server(tmp_path):
+    """``client_id`` alone, as on Vertex: google-auth asks the metadata server for an ID token."""
+    metadata = _FakeMetadata()
+    try:
+        script = textwrap.dedent(f"""
+            from kedro_vertex_ci.mlflow_auth import GoogleOAuthHeaderProvider
+            provider = GoogleOAuthHeaderProvider(client_id={CLIENT_ID!r})
+            first = provider.request_headers()
+            assert provider.request_headers() == first
+            print(first["Authorization"])
+        """)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("GOOGLE_APPLICATION_CREDENTIALS", "NO_GCE_CHECK")}
+        env.update(GCE_METADATA_HOST=metadata.host, GCE_METADATA_IP=metadata.host)
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        metadata.server.shutdown()
+        metadata.server.server_close()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    token = proc.stdout.strip().removeprefix("Bearer ")
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["aud"] == CLIENT_ID
+    identity = [r for r in metadata.requests if "/identity" in r]
+    assert len(identity) == 1  # cached: the second request_headers() minted nothing
