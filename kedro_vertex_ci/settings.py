@@ -91,10 +91,9 @@ def resolve_resources(run_config: RunConfig, step: Step) -> Resources:
     set_by: dict[str, str] = {}  # setting -> the resources key that gave it (for error messages)
     accelerator: str | None = None
     for names in _levels(step):
-        matching = [n for n in names if n in run_config.resources]
-        level = _merge_level([_resource_dict(run_config.resources[n]) for n in matching])
-        merged.update(level)
-        set_by.update({key: n for n in matching for key in _resource_dict(run_config.resources[n])})
+        configs = {n: _resource_dict(run_config.resources[n]) for n in names if n in run_config.resources}
+        merged.update(_merge_level(list(configs.values())))
+        set_by.update({key: name for name, config in configs.items() for key in config})
         for name in names:
             selector = run_config.node_selectors.get(name, {}).get(ACCELERATOR_SELECTOR)
             accelerator = selector or accelerator
