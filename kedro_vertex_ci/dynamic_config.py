@@ -171,14 +171,16 @@ def _alias_legacy_modules() -> None:
     """Let providers written for kedro-vertexai import its base class from us when it is not installed."""
     if "kedro_vertexai" in sys.modules or importlib.util.find_spec("kedro_vertexai") is not None:
         return
+    ours = sys.modules[_HERE]
     package = types.ModuleType("kedro_vertexai")
     package.__path__ = []
-    sys.modules["kedro_vertexai"] = package
     auth = types.ModuleType("kedro_vertexai.auth")
     auth.__path__ = []
-    sys.modules["kedro_vertexai.auth"] = auth
-    for name in _LEGACY_MODULES:
-        sys.modules[name] = sys.modules[_HERE]
+    package.auth = auth  # type: ignore[attr-defined]
+    package.dynamic_config = ours  # type: ignore[attr-defined]
+    auth.gcp = ours  # type: ignore[attr-defined]
+    sys.modules.update({"kedro_vertexai": package, "kedro_vertexai.auth": auth})
+    sys.modules.update({name: ours for name in _LEGACY_MODULES})
 
 
 def _one_line(err: BaseException) -> str:

@@ -245,3 +245,24 @@ def test_google_iam_provider_is_compiled_under_our_class_path(tmp_path):
     (args,) = compiled_step_args(project).values()
     (provider,) = json.loads(args[args.index("--dynamic-config") + 1])
     assert provider["cls"] == f"{MLFlowGoogleIAMCredentialsProvider.__module__}.MLFlowGoogleIAMCredentialsProvider"
+
+
+def test_legacy_base_class_imports_resolve_to_ours_in_every_spelling(tmp_path):
+    """Run in a fresh interpreter: the aliases are installed only where kedro-vertexai is absent."""
+    import subprocess
+    import sys
+
+    code = (
+        "from kedro_vertex_ci.dynamic_config import ConfigProvider, StepContext, load_provider\n"
+        "from pathlib import Path\n"
+        "load_provider(ConfigProvider('kedro_vertexai.auth.gcp.MLFlowGoogleOAuthCredentialsProvider', "
+        "{'client_id': 'c'}), StepContext(Path('.'), None))\n"
+        "import kedro_vertexai.dynamic_config, kedro_vertexai.auth.gcp\n"
+        "from kedro_vertexai.dynamic_config import DynamicConfigProvider as A\n"
+        "from kedro_vertex_ci.dynamic_config import DynamicConfigProvider as B\n"
+        "assert A is B is kedro_vertexai.dynamic_config.DynamicConfigProvider\n"
+        "assert kedro_vertexai.auth.gcp.MLFlowGoogleIAMCredentialsProvider.__module__ == 'kedro_vertex_ci.dynamic_config'\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.stdout.strip() == "ok", proc.stderr
