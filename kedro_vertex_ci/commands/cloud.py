@@ -180,6 +180,22 @@ def build_command(ctx: Any, wait: bool, tag: str | None, provider: str | None, i
         click.echo(f"image={image}")
 
 
+def _connect(ctx: Any, compiled: Any, pipeline: str, params: tuple[str, ...], build_first: bool,
+             provider: str | None, impersonate: str | None) -> tuple[Any, Any]:
+    """Credentials and a Vertex client; with ``--build``, build first and recompile pinned to the digest."""
+    from ..gcp.vertex import Vertex
+
+    config = compiled.config
+    endpoints = _endpoints(config)
+    credentials = _credentials(config, endpoints, provider, impersonate)
+    if build_first:
+        _, pinned = _build_image(ctx, config, credentials, endpoints, wait=True)
+        compiled = _compile(ctx, pipeline, pinned, params)
+        click.echo(f"Pinned image {pinned}")
+    vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
+    return vertex, compiled
+
+
 # ---------------------------------------------------------------------------------------------- run-once
 
 def _follow(vertex: Any, job: dict[str, Any], timeout: float | None) -> dict[str, Any]:
@@ -218,18 +234,12 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
     from ..errors import StepFailed
     from ..gcp import names
-    from ..gcp.vertex import TERMINAL_STATES, Vertex, pipeline_job_body
+    from ..gcp.vertex import TERMINAL_STATES, pipeline_job_body
 
     compiled = _compile(ctx, pipeline, image, params)  # offline: config errors surface before any call
     config = compiled.config
     settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache)
-    endpoints = _endpoints(config)
-    credentials = _credentials(config, endpoints, provider, impersonate)
-    if build_first:
-        _, pinned = _build_image(ctx, config, credentials, endpoints, wait=True)
-        compiled = _compile(ctx, pipeline, pinned, params)
-        click.echo(f"Pinned image {pinned}")
-    vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
+    vertex, compiled = _connect(ctx, compiled, pipeline, params, build_first, provider, impersonate)
     job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
     job = vertex.submit(pipeline_job_body(compiled.spec, settings), job_id)
     click.echo(f"Submitted {job_id}")
@@ -285,7 +295,7 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
     """Create or replace this project's one schedule for PIPELINE (safe to repeat)."""
     from ..gcp import names
     from ..gcp.schedules import deploy_schedule, schedule_body
-    from ..gcp.vertex import Vertex, pipeline_job_body
+    from ..gcp.vertex import pipeline_job_body
 
     compiled = _compile(ctx, pipeline, image, params)
     config = compiled.config
@@ -299,13 +309,7 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
     run_name = getattr(config.run_config, "scheduled_run_name", None)
     settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache, display_name=run_name)
     display_name = names.schedule_display_name(submission.stable_identity(config, compiled.project_name), pipeline)
-    endpoints = _endpoints(config)
-    credentials = _credentials(config, endpoints, provider, impersonate)
-    if build_first:
-        _, pinned = _build_image(ctx, config, credentials, endpoints, wait=True)
-        compiled = _compile(ctx, pipeline, pinned, params)
-        click.echo(f"Pinned image {pinned}")
-    vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
+    vertex, compiled = _connect(ctx, compiled, pipeline, params, build_first, provider, impersonate)
     body = schedule_body(display_name, schedule, vertex.parent, pipeline_job_body(compiled.spec, settings))
     deployed = deploy_schedule(vertex, body, on_event=lambda m: click.echo(f"  {m}"))
     zone = f" ({schedule.timezone})" if schedule.timezone else ""
