@@ -19,7 +19,7 @@ import yaml
 
 from kedro_vertex_ci import argv, spec
 from kedro_vertex_ci.model import PipelineParam, Plan, Resources, Step
-from tests.kfp_reference import ANNOTATIONS, _configure, _define, _kfp_args, _python_name
+from tests.kfp_reference import ANNOTATIONS, _as_custom_job, _configure, _define, _kfp_args, _python_name
 from tests.test_spec_parity import ALL_TYPES, FAN, _chain, _differences, _plan
 
 PROVIDER_ENV = {"KEDRO_VERTEX_CI_MLFLOW_AUTH": '{"client_id": "123.apps.googleusercontent.com"}'}
@@ -39,6 +39,12 @@ CASES: dict[str, Plan] = {
         on_exit=Step("notify", ("send_notification",), parameters=("model_name",)),
         params=ALL_TYPES[:2],
         description="User on-exit step ends the MLflow run.",
+        mlflow=True,
+    ),
+    "customjob-step": _plan(
+        _chain("prepare", "train"),
+        resources={"train": Resources(machine_type="n1-highmem-8", spot=True, service_account="sa@p.iam.gserviceaccount.com")},
+        extra_env=PROVIDER_ENV,
         mlflow=True,
     ),
     "env-resources-no-cache": _plan(
@@ -85,7 +91,9 @@ def _pipeline_func(plan: Plan) -> Any:
             run_id = inputs.pop("mlflow_run_id")
             return [*_kfp_args(template, params, inputs), "--mlflow-run-id", run_id]
 
-        return _component(plan, step, params, "mlflow_run_id: str", make_args)
+        component = _component(plan, step, params, "mlflow_run_id: str", make_args)
+        resources = plan.resources.get(step.name)
+        return _as_custom_job(plan, component, resources) if resources and resources.custom_job else component
 
     start = _component(
         plan,
@@ -231,3 +239,19 @@ def test_without_mlflow_nothing_changes() -> None:
     assert set(emitted["root"]["dag"]["tasks"]) == {"a", "b"}
     assert "mlflow" not in json.dumps(emitted)
 
+
+
+def test_run_local_substitutes_the_run_id_in_every_step_including_customjob_ones() -> None:
+    from kedro_vertex_ci.local.placeholders import RunContext, render_command
+    from kedro_vertex_ci.local.specgraph import FromTask, build_graph
+
+    graph = build_graph(json.loads(spec.to_json_bytes(spec.emit(CASES["customjob-step"]))))
+    ctx = RunContext(job_name="job", run_id="uuid-1", root="/r", outputs_dir="/r/uuid-1/outputs")
+    produced = {("mlflow-start-run", "run_id"): "mlflow-run-7"}
+    for name in ("prepare", "train"):
+        task = graph.task(name)
+        assert task.inputs["mlflow_run_id"] == FromTask("mlflow-start-run", "run_id")
+        _, args = render_command(task, ctx, produced=produced)
+        assert args[args.index("--mlflow-run-id") + 1] == "mlflow-run-7"
+    _, start_args = render_command(graph.task("mlflow-start-run"), ctx)
+    assert start_args[-1] == "/r/uuid-1/outputs/mlflow-start-run/run_id"
