@@ -255,3 +255,12 @@ def test_run_local_substitutes_the_run_id_in_every_step_including_customjob_ones
         assert args[args.index("--mlflow-run-id") + 1] == "mlflow-run-7"
     _, start_args = render_command(graph.task("mlflow-start-run"), ctx)
     assert start_args[-1] == "/r/uuid-1/outputs/mlflow-start-run/run_id"
+
+
+def test_run_local_subsets_keep_the_start_task_that_hands_out_the_run_id() -> None:
+    from kedro_vertex_ci.local.specgraph import build_graph, select_tasks
+
+    graph = build_graph(json.loads(spec.to_json_bytes(spec.emit(CASES["chain-with-params"]))))
+    subset = select_tasks(graph, from_nodes=["report"])
+    assert [t.name for t in subset.tasks] == ["mlflow-start-run", "report", "mlflow-end-run"]
+    assert subset.task("report").depends_on == ("mlflow-start-run",)

@@ -424,8 +424,9 @@ def ancestors(graph: TaskGraph, names: Iterable[str]) -> set[str]:
 def select_tasks(graph: TaskGraph, from_nodes: Iterable[str] = (), to_nodes: Iterable[str] = ()) -> TaskGraph:
     """Keep the tasks holding ``from_nodes`` and their descendants, and/or ``to_nodes`` and their ancestors.
 
-    Exit-handler tasks (run whatever happened) are always kept. Dependencies on dropped tasks are removed:
-    their outputs are expected under the run folder already (rerun with the same ``--run-id``).
+    Exit-handler tasks (run whatever happened) and the producers of output parameters the kept tasks read
+    are always kept. Dependencies on dropped tasks are removed: their outputs are expected under the run
+    folder already (rerun with the same ``--run-id``).
     """
     from_nodes, to_nodes = list(from_nodes), list(to_nodes)
     if not from_nodes and not to_nodes:
@@ -435,7 +436,18 @@ def select_tasks(graph: TaskGraph, from_nodes: Iterable[str] = (), to_nodes: Ite
         keep &= descendants(graph, _tasks_holding(graph, from_nodes, "--from-nodes"))
     if to_nodes:
         keep &= ancestors(graph, _tasks_holding(graph, to_nodes, "--to-nodes"))
-    return keep_tasks(graph, keep)
+    return keep_tasks(graph, keep | _output_producers(graph, keep))
+
+
+def _output_producers(graph: TaskGraph, names: set[str]) -> set[str]:
+    """Tasks whose output parameters the ``names`` tasks read (e.g. the MLflow run id): they run too."""
+    return {
+        source.task
+        for task in graph.tasks
+        if task.name in names
+        for source in task.inputs.values()
+        if isinstance(source, FromTask)
+    }
 
 
 def skip_tasks(graph: TaskGraph, done: Iterable[str]) -> TaskGraph:
