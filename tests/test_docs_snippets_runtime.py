@@ -10,9 +10,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.extras.conftest import CLI, extras_project, ok, run_step, step_commands
+from tests.extras.conftest import CLI, extras_project, forget_generated_packages, ok, run_step, step_commands
 from tests.fakes.google import FakeGoogle
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -21,6 +22,13 @@ NODES = """
 def make_value():
     return 5
 """
+
+
+@pytest.fixture(autouse=True)
+def _fresh_project_packages(tmp_path_factory: pytest.TempPathFactory):
+    forget_generated_packages(tmp_path_factory.getbasetemp())
+    yield
+    forget_generated_packages(tmp_path_factory.getbasetemp())
 
 
 def titled_blocks(page: str) -> dict[str, str]:

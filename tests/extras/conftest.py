@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kedro_vertex_ci.testing.projectgen import make_project, package_name_for
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -54,6 +56,23 @@ class EchoDataset(AbstractDataset):
     def _describe(self):
         return {"filepath": str(self._filepath)}
 '''
+
+
+def forget_generated_packages(basetemp: Path) -> None:
+    """Drop modules imported from generated projects: compile runs in this process, and a package name
+    used again (``my_project``) must be imported from the new project, not from a cached earlier one."""
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if file.startswith(str(basetemp)):
+            del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_project_packages(tmp_path_factory: pytest.TempPathFactory):
+    basetemp = tmp_path_factory.getbasetemp()
+    forget_generated_packages(basetemp)
+    yield
+    forget_generated_packages(basetemp)
 
 
 def extras_project(
