@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,30 +46,51 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_RUNNING: dict[str, str] = {}  # one server per test process, whichever module asks first
+
+
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``mlflow server`` on a free loopback port; yields its URL. Stopped with its whole process group."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
+def mlflow_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``mlflow server`` on a free loopback port; its URL. Stopped with its process group at session end.
+
+    Modules outside this folder import this fixture (tests/test_docs_mlflow.py); the cache makes them share
+    the one server instead of paying its start-up again.
+    """
+    if "url" not in _RUNNING:
+        url, stop = _start_server(tmp_path_factory.mktemp("mlflow-server"))
+        request.config.add_cleanup(stop)
+        _RUNNING["url"] = url
+    return _RUNNING["url"]
+
+
+def _start_server(folder: Path) -> tuple[str, Callable[[], None]]:
     port = _free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # no huey worker processes
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed at teardown
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed by stop()
     proc = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
          "--default-artifact-root", (folder / "artifacts").as_uri()],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, folder / "server.log")
-        yield url
-    finally:
+
+    def stop() -> None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, folder / "server.log")
+    except BaseException:
+        stop()
+        raise
+    return url, stop
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
