@@ -233,3 +233,23 @@ def test_oauth_provider_gets_the_steps_own_id_token_from_the_metadata_server(tmp
     assert claims["aud"] == CLIENT_ID
     identity = [r for r in metadata.requests if "/identity" in r]
     assert len(identity) == 1  # cached: the second request_headers() minted nothing
+
+
+def test_a_token_that_cannot_be_minted_is_logged_with_the_config_key_and_the_fix(
+    fake_google, tmp_path, monkeypatch, caplog
+):
+    from kedro_vertex_ci.errors import AuthError
+    from kedro_vertex_ci.mlflow_auth import VertexRequestHeaderProvider
+
+    for name, value in google_env(fake_google, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(PARAMS_ENV, json.dumps({"client_id": CLIENT_ID, "service_account": MLFLOW_SA}))
+    fake_google.inject("POST", r":generateIdToken$", status=403)
+    provider = VertexRequestHeaderProvider()
+    assert provider.in_context()
+    with pytest.raises(AuthError, match="roles/iam.serviceAccountOpenIdTokenCreator"):
+        provider.request_headers()
+    (record,) = [r for r in caplog.records if r.name == "kedro_vertex_ci.mlflow_auth"]
+    assert "run_config.mlflow.request_header_provider_params" in record.getMessage()
+    monkeypatch.delenv(PARAMS_ENV)
+    assert not provider.in_context()
