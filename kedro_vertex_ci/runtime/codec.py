@@ -1,4 +1,5 @@
-"""Serialise Python objects to a compressed byte stream: cloudpickle (protocol 5) through zstd level 1.
+"""Serialise Python objects to a byte stream: cloudpickle (protocol 5) through zstd level 1 for object
+stores, stored as it is for a local folder (no network to save bytes on).
 
 Why zstd level 1 with threads (``bench/codec_choice.py``, 2 cores, ~50 MB objects, median of 7, save+load
 through a local file; full table in ``docs/runtime.md``):
@@ -29,6 +30,7 @@ import pickle
 from typing import IO, Any
 
 MAGIC = b"KVC1"  # format: magic, then a zstd frame holding a cloudpickle (protocol 5) stream
+MAGIC_STORED = b"KVC0"  # format: magic, then the cloudpickle (protocol 5) stream as it is
 ZSTD_LEVEL = 1
 _CHUNK = 1 << 20
 
@@ -37,9 +39,18 @@ class CodecError(Exception):
     """The bytes are not a stream this codec wrote (wrong magic or a truncated/corrupt frame)."""
 
 
-def dump(obj: Any, out: IO[bytes], level: int = ZSTD_LEVEL, threads: int = -1) -> None:
-    """Write ``obj`` to the binary file ``out`` (which stays open)."""
+def dump(obj: Any, out: IO[bytes], level: int = ZSTD_LEVEL, threads: int = -1, compress: bool = True) -> None:
+    """Write ``obj`` to the binary file ``out`` (which stays open).
+
+    ``compress=False`` stores the pickle stream as it is: for a local folder, where there is no network to
+    save bytes on, compressing costs 3-4x a plain write (``docs/benchmarks.md``, measure 3).
+    """
     import cloudpickle
+
+    if not compress:
+        out.write(MAGIC_STORED)
+        cloudpickle.dump(obj, out, protocol=pickle.HIGHEST_PROTOCOL)
+        return
     import zstandard
 
     out.write(MAGIC)
@@ -53,6 +64,11 @@ def load(source: IO[bytes]) -> Any:
     import zstandard
 
     magic = source.read(len(MAGIC))
+    if magic == MAGIC_STORED:
+        try:
+            return pickle.load(source)
+        except (EOFError, pickle.UnpicklingError) as err:
+            raise CodecError(f"corrupt or truncated intermediate file: {err}") from err
     if magic != MAGIC:
         raise CodecError(f"not a kedro-vertex-ci intermediate file (starts with {magic[:4]!r})")
     reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=_CHUNK, closefd=False)

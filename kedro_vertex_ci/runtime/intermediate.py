@@ -73,7 +73,8 @@ def _copy(data: Any) -> Any:
 
 
 class IntermediateDataset(AbstractDataset[Any, Any]):
-    """A Kedro dataset stored as one compressed cloudpickle file at ``path`` (local or fsspec URL).
+    """A Kedro dataset stored as one cloudpickle file at ``path``: zstd-compressed on an object store
+    (``gs://``), stored as it is in a local folder.
 
     ``keep_in_memory``: also keep the saved object (as MemoryDataset would) so consumers inside the same
     step get it without a read back; the file is still written for later steps.
@@ -162,7 +163,7 @@ def _write_local(path: str, data: Any) -> None:
     fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as out:
-            codec.dump(data, out)
+            codec.dump(data, out, compress=False)
         os.replace(temp, path)
     except BaseException:
         _remove_quietly(temp)

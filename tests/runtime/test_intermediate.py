@@ -68,6 +68,26 @@ def test_codec_round_trips_pandas_and_numpy_and_rejects_foreign_bytes():
         codec.load(truncated)
 
 
+@pytest.mark.parametrize("compress", [True, False])
+def test_both_formats_round_trip_and_name_themselves(compress):
+    frame = pd.DataFrame({"x": np.arange(5000)})
+    buffer = io.BytesIO()
+    codec.dump(frame, buffer, compress=compress)
+    assert buffer.getvalue()[:4] == (codec.MAGIC if compress else codec.MAGIC_STORED)
+    buffer.seek(0)
+    pd.testing.assert_frame_equal(codec.load(buffer), frame)
+    truncated = io.BytesIO(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(codec.CodecError, match="corrupt or truncated"):
+        codec.load(truncated)
+
+
+def test_local_files_are_stored_uncompressed(tmp_path):
+    dataset = IntermediateDataset.for_run(str(tmp_path), "run", "frame")
+    dataset.save(pd.DataFrame({"x": np.zeros(100_000)}))
+    with open(dataset.path, "rb") as stored:
+        assert stored.read(4) == codec.MAGIC_STORED
+
+
 def test_local_write_is_atomic_and_keeps_the_previous_version(tmp_path):
     dataset = IntermediateDataset.for_run(str(tmp_path), "run", "a")
     dataset.save({"good": 1})
@@ -134,3 +154,4 @@ def test_gcs_write_is_atomic_and_round_trips(gcs_emulator, monkeypatch):
     )
     names = [blob.name for blob in client.list_blobs(BUCKET, prefix="unit/")]
     assert names == ["unit/kedro-vertex-ci/run/odd%3Aframe%2F1.bin"]  # no temp object left behind
+    assert client.bucket(BUCKET).blob(names[0]).download_as_bytes()[:4] == codec.MAGIC  # compressed on GCS
