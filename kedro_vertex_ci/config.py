@@ -165,7 +165,7 @@ class DynamicConfigProvider(_Model):
 
 
 class MlflowConfig(_Model):
-    """MLflow integration (with kedro-mlflow in the project)."""
+    """MLflow integration with kedro-mlflow in the project: one MLflow run per pipeline job (docs/mlflow.md)."""
 
     request_header_provider_params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters for the request-header provider (e.g. client_id)."
