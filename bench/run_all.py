@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import measures as m  # noqa: E402
 from benchlib.procs import BENCH, REPO, Repeats, Tools  # noqa: E402
-from benchlib.reading import reading  # noqa: E402
+from benchlib.reading import reading, shared_machine_caveat  # noqa: E402
 from benchlib.report import plot_compile, write_raw, write_report  # noqa: E402
 
 ORDER = ("compile", "step", "data", "grouping", "cli", "dryrun", "memory")
@@ -167,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     if compile_result is not None and plot_compile(compile_result, args.out.parent / plot_name):
         plot = plot_name
     command = "make bench" if mode == "default" else f"python bench/run_all.py {mode}"
-    write_report(args.out, results, machine, reading(results), plot, command)
+    loads = [machine["load average at start (1/5/15 min)"], machine["load average at end (1/5/15 min)"]]
+    caveat = shared_machine_caveat(loads, os.cpu_count() or 1)
+    write_report(args.out, results, machine, caveat + reading(results), plot, command)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for name in (f"{stamp}.json", "latest.json"):
         write_raw(BENCH / "results" / name, results, machine)

@@ -153,3 +153,15 @@ def reading(measures: Sequence[Measure]) -> list[str]:
         except (KeyError, TypeError, ZeroDivisionError, IndexError) as err:
             lines.append(f"{measure.title}: cannot be read ({err!r}); see the table.")
     return lines
+
+
+def shared_machine_caveat(load_averages: Sequence[str], cores: int) -> list[str]:
+    """A warning when other work shared the CPU while measuring (1-minute load average above the cores)."""
+    busiest = max((float(text.split("/")[0]) for text in load_averages if text[:1].isdigit()), default=0.0)
+    if busiest <= cores:
+        return []
+    return [
+        f"This run shared its {cores} cores with other work (1-minute load average up to {busiest:.1f}): "
+        "single timings are noisier than on an idle machine, so read the medians and the ratios between "
+        "tools, not small differences."
+    ]
