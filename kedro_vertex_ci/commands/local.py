@@ -105,6 +105,13 @@ def _load_spec(
     "catalog files one step writes reach the next.",
 )
 @click.option(
+    "--preload/--no-preload",
+    default=True,
+    show_default=True,
+    help="--runner subprocess: fork `kedro-vertex-ci step` steps from one process that imported Kedro and "
+    "the step runtime once (same argv, env, cwd, one process per step); --no-preload starts each afresh.",
+)
+@click.option(
     "--max-parallel",
     type=click.IntRange(min=1),
     default=None,
@@ -154,6 +161,7 @@ def run_local(
     workdir: str | None,
     mounts: tuple[str, ...],
     mount_data: bool,
+    preload: bool,
     max_parallel: int | None,
     run_id: str | None,
     fail_fast: bool,
@@ -185,7 +193,9 @@ def run_local(
     )
     graph = prepare(spec, options).graph
     images = {t.container.image for t in graph.tasks}
-    step_runner = _make_runner(runner, ctx.project, options, images, (image, workdir, mounts, mount_data))
+    step_runner = _make_runner(
+        runner, ctx.project, options, images, (image, workdir, mounts, mount_data), preload
+    )
     if as_json:
         result = run_spec(spec, step_runner, options)
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -206,13 +216,20 @@ def _make_runner(
     options: RunOptions,
     images: set[str],
     docker_options: tuple[str | None, str | None, tuple[str, ...], bool],
+    preload: bool = True,
 ) -> Runner:
     """The subprocess runner, or a Docker runner whose image was checked before anything runs."""
     from ..errors import ConfigError
-    from ..local.runners import DockerRunner, SubprocessRunner, image_workdir, plan_mounts
+    from ..local.runners import (
+        DockerRunner,
+        PreloadedSubprocessRunner,
+        SubprocessRunner,
+        image_workdir,
+        plan_mounts,
+    )
 
     if kind == "subprocess":
-        return SubprocessRunner(project)
+        return PreloadedSubprocessRunner(project) if preload else SubprocessRunner(project)
     image, workdir, mounts, mount_data = docker_options
     if image is None and len(images) > 1:
         raise ConfigError(f"--runner docker: the spec uses several images {sorted(images)}; pass --image")

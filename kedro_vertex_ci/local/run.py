@@ -215,15 +215,20 @@ def run_spec(
         return runner.run(inv, logs / f"{task.name}.log")
 
     begin = time.monotonic()
-    outcomes = execute(
-        graph,
-        launch,
-        max_parallel=options.max_parallel,
-        observer=observer,
-        fail_fast=options.fail_fast,
-        log_path=lambda name: logs / f"{name}.log",
-        on_interrupt=runner.terminate,
-    )
+    try:
+        outcomes = execute(
+            graph,
+            launch,
+            max_parallel=options.max_parallel,
+            observer=observer,
+            fail_fast=options.fail_fast,
+            log_path=lambda name: logs / f"{name}.log",
+            on_interrupt=runner.terminate,
+        )
+    finally:
+        close = getattr(runner, "close", None)  # a runner may keep a helper process for the run
+        if close is not None:
+            close()
     result = RunResult(
         run_id=run_id,
         job_name=job_name,

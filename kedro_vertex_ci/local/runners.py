@@ -5,6 +5,8 @@ stderr going to the step's log file. No shell: the argv list is passed as is.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..argv import STEP_COMMAND
 from ..runtime.hosts import HOSTS_FILE_ENV
 
 # Set in every step: telemetry and prompts must never block a step.
@@ -101,6 +104,198 @@ class SubprocessRunner:
 
     def terminate(self) -> None:
         self._tracker.terminate()
+
+    def close(self) -> None:
+        """Nothing outlives a run here; the preloading runner stops its fork server."""
+
+
+# Read by the interpreter or by libraries while they import: a step whose value differs from the fork
+# server's would not start as a fresh process would, so it gets one.
+IMPORT_TIME_ENV_PREFIXES = ("PYTHON", "KEDRO_LOGGING", "OPENBLAS", "OMP_", "MKL_", "LD_", "NUMEXPR")
+
+
+class PreloadedSubprocessRunner(SubprocessRunner):
+    """Like :class:`SubprocessRunner`, but ``kedro-vertex-ci step`` steps are forked from a warm server.
+
+    Same argv, env, cwd and log file, one process per step; only interpreter start and library imports are
+    shared (``local/zygote.py``). Any other command, or a step whose import-time env differs, runs as a
+    plain subprocess.
+    """
+
+    def __init__(self, project: Path, base_env: Mapping[str, str] | None = None):
+        super().__init__(project, base_env)
+        self._zygote: _Zygote | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    def uses_zygote(self, inv: Invocation) -> bool:
+        return tuple(inv.command) == STEP_COMMAND and _import_time(self.environment(inv)) == _import_time(
+            self._server_env()
+        )
+
+    def _server_env(self) -> dict[str, str]:
+        return self.environment(Invocation(task="", image="", command=(), args=()))
+
+    def run(self, inv: Invocation, log: Path) -> int:
+        if not self.uses_zygote(inv):
+            return super().run(inv, log)
+        zygote = self._ensure_zygote()
+        try:
+            zygote.wait_ready()
+        except RuntimeError:  # the server could not import the runtime: the step will say why itself
+            return super().run(inv, log)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(b"")  # truncated, as the plain runner's open(log, "wb")
+        return zygote.run(self.argv(inv), self.environment(inv), self.project, log)
+
+    def _ensure_zygote(self) -> _Zygote:
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the run is over")
+            if self._zygote is None:
+                self._zygote = _Zygote(self._server_env(), self.project)
+            return self._zygote
+
+    def terminate(self) -> None:
+        super().terminate()
+        if self._zygote is not None:
+            self._zygote.kill_all()
+
+    def close(self) -> None:
+        with self._start_lock:
+            self._closed = True
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.stop()
+
+
+def _import_time(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV_PREFIXES)}
+
+
+class _Zygote:
+    """Client side of the fork server: worker threads send requests, one reader thread hands out replies."""
+
+    def __init__(self, env: Mapping[str, str], cwd: Path):
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "kedro_vertex_ci.local.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,  # the terminal's Ctrl-C goes to run-local, which stops the steps
+        )
+        self._write_lock = threading.Lock()  # requests are written whole, one at a time
+        self._lock = threading.Lock()  # the waiting table, shared with the reader thread
+        self._stopping = False
+        self._waiting: dict[str, _Reply] = {}
+        self._ids = itertools.count(1)
+        self._ready = _Reply()
+        self._reader = threading.Thread(target=self._read, name="kvc-zygote-reader", daemon=True)
+        self._reader.start()
+
+    def wait_ready(self) -> None:
+        """Block until the imports are done; RuntimeError if the server could not start."""
+        self._ready.wait_for("ready")
+
+    def run(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path) -> int:
+        rid = str(next(self._ids))
+        reply = _Reply()
+        request = {"id": rid, "argv": list(argv), "env": dict(env), "cwd": str(cwd), "log_path": str(log)}
+        with self._write_lock:
+            if self._stopping:
+                raise RuntimeError("run-local is stopping")
+            with self._lock:
+                self._waiting[rid] = reply
+            try:
+                self._write(request)
+            except BaseException:
+                with self._lock:
+                    self._waiting.pop(rid, None)
+                raise
+        try:
+            return int(str(reply.wait_for("exit_code")))
+        finally:
+            with self._lock:
+                self._waiting.pop(rid, None)
+
+    def kill_all(self) -> None:
+        """Stop every running step (its whole process group) and start no new one."""
+        with self._write_lock:
+            self._stopping = True
+            with self._lock:
+                ids = list(self._waiting)
+            for rid in ids:
+                self._write({"kill": rid})
+
+    def stop(self) -> None:
+        """Close its input: the server stops what still runs and exits."""
+        with self._write_lock:
+            if self._proc.stdin and not self._proc.stdin.closed:
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._reader.join(timeout=5)
+
+    def _write(self, message: Mapping[str, object]) -> None:
+        """Send one request; the caller holds the write lock."""
+        stdin = self._proc.stdin
+        if stdin is None or stdin.closed:
+            raise RuntimeError("the preload server is stopped")
+        try:
+            stdin.write((json.dumps(message) + "\n").encode())
+            stdin.flush()
+        except OSError as err:
+            raise RuntimeError(f"the preload server stopped ({err})") from err
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            message = json.loads(line)
+            if "ready" in message or "fatal" in message:
+                self._ready.put(message)
+                continue
+            with self._lock:
+                reply = self._waiting.get(str(message.get("id")))
+            if reply is not None:
+                reply.put(message)
+        gone = {"error": f"the preload server exited (code {self._proc.wait()})"}
+        self._ready.put(gone)
+        with self._lock:
+            waiting = list(self._waiting.values())
+        for reply in waiting:
+            reply.put(gone)
+
+
+class _Reply:
+    """Messages for one request, waited for by one worker thread."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._messages: list[Mapping[str, object]] = []
+
+    def put(self, message: Mapping[str, object]) -> None:
+        with self._cond:
+            self._messages.append(message)
+            self._cond.notify_all()
+
+    def wait_for(self, key: str) -> object:
+        """The value of ``key`` once a message carries it; RuntimeError on an error message."""
+        with self._cond:
+            while True:
+                for message in self._messages:
+                    if key in message:
+                        return message[key]
+                    if "error" in message or "fatal" in message:
+                        raise RuntimeError(str(message.get("error") or message.get("fatal")))
+                self._cond.wait()
 
 
 class DockerRunner:
