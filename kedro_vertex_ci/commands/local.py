@@ -11,6 +11,7 @@ import click
 if TYPE_CHECKING:  # types only: importing cli here at run time would be a cycle
     from ..cli import Ctx
     from ..local.run import Runner, RunOptions
+    from ..local.runners import PreloadedSubprocessRunner
 
 
 def _split_names(values: tuple[str, ...]) -> list[str]:
@@ -178,23 +179,29 @@ def run_local(
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
-    spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
-    options = RunOptions(
-        root=(root or ctx.project / ".kedro-vertex-ci" / "runs").resolve(),
-        run_id=run_id,
-        pipeline_root=pipeline_root,
-        overrides=overrides,
-        aliases=aliases,
-        max_parallel=max_parallel,
-        fail_fast=fail_fast,
-        from_nodes=_split_names(from_nodes),
-        to_nodes=_split_names(to_nodes),
-        resume=resume,
-    )
-    graph = prepare(spec, options).graph
+    early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
+    try:  # the preload server imports while the project compiles; stopped if nothing is run
+        spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
+        options = RunOptions(
+            root=(root or ctx.project / ".kedro-vertex-ci" / "runs").resolve(),
+            run_id=run_id,
+            pipeline_root=pipeline_root,
+            overrides=overrides,
+            aliases=aliases,
+            max_parallel=max_parallel,
+            fail_fast=fail_fast,
+            from_nodes=_split_names(from_nodes),
+            to_nodes=_split_names(to_nodes),
+            resume=resume,
+        )
+        graph = prepare(spec, options).graph
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
     images = {t.container.image for t in graph.tasks}
-    step_runner = _make_runner(
-        runner, ctx.project, options, images, (image, workdir, mounts, mount_data), preload
+    step_runner = early or _make_runner(
+        runner, ctx.project, options, images, (image, workdir, mounts, mount_data)
     )
     if as_json:
         result = run_spec(spec, step_runner, options)
@@ -210,26 +217,28 @@ def run_local(
         raise StepFailed(f"run {result.run_id} failed: step(s) {names}; logs in {result.run_dir / 'logs'}")
 
 
+def _start_preloading(project: Path) -> PreloadedSubprocessRunner:
+    """The preloading subprocess runner, its server already importing while the project compiles."""
+    from ..local.runners import PreloadedSubprocessRunner
+
+    warm = PreloadedSubprocessRunner(project)
+    warm.start()
+    return warm
+
+
 def _make_runner(
     kind: str,
     project: Path,
     options: RunOptions,
     images: set[str],
     docker_options: tuple[str | None, str | None, tuple[str, ...], bool],
-    preload: bool = True,
 ) -> Runner:
     """The subprocess runner, or a Docker runner whose image was checked before anything runs."""
     from ..errors import ConfigError
-    from ..local.runners import (
-        DockerRunner,
-        PreloadedSubprocessRunner,
-        SubprocessRunner,
-        image_workdir,
-        plan_mounts,
-    )
+    from ..local.runners import DockerRunner, SubprocessRunner, image_workdir, plan_mounts
 
     if kind == "subprocess":
-        return PreloadedSubprocessRunner(project) if preload else SubprocessRunner(project)
+        return SubprocessRunner(project)
     image, workdir, mounts, mount_data = docker_options
     if image is None and len(images) > 1:
         raise ConfigError(f"--runner docker: the spec uses several images {sorted(images)}; pass --image")

@@ -148,6 +148,10 @@ class PreloadedSubprocessRunner(SubprocessRunner):
         log.write_bytes(b"")  # truncated, as the plain runner's open(log, "wb")
         return zygote.run(self.argv(inv), self.environment(inv), self.project, log)
 
+    def start(self) -> None:
+        """Start the server now (it imports in the background), e.g. while the project compiles."""
+        self._ensure_zygote()
+
     def _ensure_zygote(self) -> _Zygote:
         with self._start_lock:
             if self._closed:
@@ -230,7 +234,9 @@ class _Zygote:
                 self._write({"kill": rid})
 
     def stop(self) -> None:
-        """Close its input: the server stops what still runs and exits."""
+        """Close its input: the server stops what still runs and exits (killed if still importing)."""
+        if not self._ready.has("ready"):  # no step can have started: do not wait for the imports
+            self._proc.kill()
         with self._write_lock:
             if self._proc.stdin and not self._proc.stdin.closed:
                 try:
@@ -285,6 +291,10 @@ class _Reply:
         with self._cond:
             self._messages.append(message)
             self._cond.notify_all()
+
+    def has(self, key: str) -> bool:
+        with self._cond:
+            return any(key in message for message in self._messages)
 
     def wait_for(self, key: str) -> object:
         """The value of ``key`` once a message carries it; RuntimeError on an error message."""

@@ -28,10 +28,12 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -51,6 +53,13 @@ CORE_MODULES = (
     "zstandard",
 )
 OPTIONAL_MODULES = ("numpy", "pandas", "kedro_datasets", "kedro_datasets.pandas")
+# Heavy libraries known to import without side effects that break a fork (no Python threads; their native
+# pools have fork handlers). Preloaded only as far as the project's source imports them.
+PROJECT_LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "sklearn", "kedro_datasets")
+_IMPORT_RE = re.compile(
+    r"^[ \t]*(?:from|import)[ \t]+((?:" + "|".join(PROJECT_LIBRARIES) + r")(?:\.[A-Za-z_]\w*)*)\b", re.M
+)
+MAX_SOURCE_BYTES = 2**20  # a generated or vendored giant is not worth reading for this
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 # Signals a fresh interpreter does not leave at SIG_DFL (Python sets these at start-up).
 _PYTHON_DEFAULTS: dict[str, Any] = {
@@ -60,13 +69,26 @@ _PYTHON_DEFAULTS: dict[str, Any] = {
 }
 
 
-def preload() -> list[str]:
-    """Import the step runtime's libraries; the names of the optional ones found."""
+def project_libraries(project: Path) -> list[str]:
+    """The modules of :data:`PROJECT_LIBRARIES` the project's ``src`` imports (read as text, never run)."""
+    found: set[str] = set()
+    for path in sorted((project / "src").rglob("*.py")):
+        try:
+            if path.stat().st_size <= MAX_SOURCE_BYTES:
+                found.update(_IMPORT_RE.findall(path.read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def preload(project: Path | None = None) -> list[str]:
+    """Import the step runtime's libraries; the names of the optional ones imported."""
+    wanted = [*OPTIONAL_MODULES, *(project_libraries(project) if project else [])]
     with _framework_logging():
         for name in CORE_MODULES:
             importlib.import_module(name)
         found = []
-        for name in OPTIONAL_MODULES:
+        for name in dict.fromkeys(wanted):
             if importlib.util.find_spec(name.partition(".")[0]) is None:
                 continue
             try:
@@ -74,6 +96,8 @@ def preload() -> list[str]:
             except Exception:  # noqa: BLE001, S112 - a library that fails to import is simply not preloaded
                 continue
             found.append(name)
+    if threading.active_count() > 1:
+        raise RuntimeError(f"an import started Python threads ({threading.enumerate()}): forking is unsafe")
     return found
 
 
@@ -294,7 +318,6 @@ def _exit_code(exit_: SystemExit) -> int:
 def _finish(code: int) -> int:
     """What interpreter shutdown does: wait for non-daemon threads, run atexit handlers, flush."""
     import atexit
-    import threading
 
     shutdown = getattr(threading, "_shutdown", None)
     for step in (shutdown, getattr(atexit, "_run_exitfuncs", None)):
@@ -317,7 +340,7 @@ def main() -> None:
     os.dup2(2, 1)  # stray prints go to stderr, never into the replies
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # run-local decides when steps stop
     try:
-        preload()
+        preload(Path.cwd())
     except Exception:  # noqa: BLE001 - reported to the runner, which falls back to plain processes
         os.write(replies, (json.dumps({"fatal": traceback.format_exc()}) + "\n").encode())
         sys.exit(1)

@@ -16,6 +16,7 @@ import pytest
 
 from kedro_vertex_ci.argv import STEP_COMMAND
 from kedro_vertex_ci.local.runners import Invocation, PreloadedSubprocessRunner, SubprocessRunner
+from kedro_vertex_ci.local.zygote import project_libraries
 from kedro_vertex_ci.testing.projectgen import make_project, package_name_for
 
 BIN = Path(sys.executable).parent
@@ -278,3 +279,18 @@ def test_ctrl_c_on_run_local_kills_the_forked_steps(project):
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in pids), "a forked step outlived run-local"
+
+
+def test_only_known_libraries_the_project_source_imports_are_preloaded(tmp_path):
+    src = tmp_path / "src" / "pkg"
+    src.mkdir(parents=True)
+    (src / "nodes.py").write_text(
+        "import numpy as np\n"
+        "import pkg.settings\n"
+        "# import scipy  (a comment, not an import)\n"
+        "def train():\n"
+        "    from sklearn.ensemble import RandomForestRegressor\n"
+        "    import torch\n"
+    )
+    assert project_libraries(tmp_path) == ["numpy", "sklearn.ensemble"]
+    assert project_libraries(tmp_path / "missing") == []
