@@ -46,13 +46,28 @@ CORE_MODULES = (
     "kedro_vertex_ci.runtime.session",
     "kedro_vertex_ci.runtime.resolvers",
     "kedro_vertex_ci.argv",
+    "kedro_vertex_ci.dynamic_config",
     "kedro.framework.session",
     "kedro.framework.project",
+    "kedro.framework.context",
+    "kedro.config",
     "kedro.io",
+    "kedro.validation",
+    "omegaconf",
+    "pydantic",
     "cloudpickle",
     "zstandard",
 )
-OPTIONAL_MODULES = ("numpy", "pandas", "kedro_datasets", "kedro_datasets.pandas")
+OPTIONAL_MODULES = (
+    "numpy",
+    "pandas",
+    "kedro_datasets",
+    "kedro_datasets.pandas",
+    "kedro_datasets.json",
+    "kedro_datasets.pickle",
+    "kedro_telemetry.plugin",  # loaded by every step when installed (even with telemetry off)
+    "requests",
+)
 # Heavy libraries known to import without side effects that break a fork (no Python threads; their native
 # pools have fork handlers). Preloaded only as far as the project's source imports them.
 PROJECT_LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "sklearn", "kedro_datasets")
