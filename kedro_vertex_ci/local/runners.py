@@ -111,6 +111,9 @@ class SubprocessRunner:
 
 # Read by the interpreter or by libraries while they import: a step whose value differs from the fork
 # server's would not start as a fresh process would, so it gets one.
+# No fork on Windows; on macOS forking after system frameworks loaded can crash (CPython's own
+# multiprocessing stopped forking there): plain subprocesses on both.
+FORK_IS_SAFE = sys.platform.startswith("linux")
 IMPORT_TIME_ENV_PREFIXES = ("PYTHON", "KEDRO_LOGGING", "OPENBLAS", "OMP_", "MKL_", "LD_", "NUMEXPR")
 
 
@@ -129,8 +132,10 @@ class PreloadedSubprocessRunner(SubprocessRunner):
         self._closed = False
 
     def uses_zygote(self, inv: Invocation) -> bool:
-        return tuple(inv.command) == STEP_COMMAND and _import_time(self.environment(inv)) == _import_time(
-            self._server_env()
+        return (
+            FORK_IS_SAFE
+            and tuple(inv.command) == STEP_COMMAND
+            and _import_time(self.environment(inv)) == _import_time(self._server_env())
         )
 
     def _server_env(self) -> dict[str, str]:
