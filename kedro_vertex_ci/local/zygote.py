@@ -189,6 +189,8 @@ class Server:
                     self.terminate(pid)
             return
         rid = str(request["id"])
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered here may end up in a step's log
+            stream.flush()
         try:
             pid = os.fork()
         except OSError as err:
@@ -223,16 +225,14 @@ class Server:
                 self.reply({"id": rid, "exit_code": os.waitstatus_to_exitcode(status)})
 
     def terminate(self, pid: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+        _signal_group(pid, signal.SIGTERM)
         self.kill_at.setdefault(pid, time.monotonic() + KILL_GRACE)
 
     def _escalate(self) -> None:
         now = time.monotonic()
         for pid, when in list(self.kill_at.items()):
             if when <= now and pid in self.children:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
+                _signal_group(pid, signal.SIGKILL)
                 del self.kill_at[pid]
 
     def stop_all(self) -> None:
@@ -250,6 +250,15 @@ class Server:
         with contextlib.suppress(BrokenPipeError):
             while data:
                 data = data[os.write(self.replies, data) :]
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """The child's whole process group; just the child if it has not called setsid() yet."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
 
 
 def run_child(request: Mapping[str, Any]) -> int:
