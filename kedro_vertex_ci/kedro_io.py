@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ class ProjectInfo:
 def _environ_defaults() -> None:
     """Quiet, offline Kedro: no telemetry prompt, and our commands' output not buried in Kedro's INFO logs.
 
-    Must run before ``kedro.framework.project`` is imported: it configures logging at import time.
+    Kedro configures logging when ``kedro.framework.project`` is first imported, from
+    ``KEDRO_LOGGING_CONFIG``. The quiet config is set only around that import: left in ``os.environ`` it
+    would reach the step processes ``run-local`` starts, and silence the project's own logging there.
     """
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -44,9 +47,13 @@ def _environ_defaults() -> None:
     warnings.filterwarnings(
         "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
     )
-    os.environ.setdefault(
-        "KEDRO_LOGGING_CONFIG", str(Path(__file__).parent / "templates" / "quiet_logging.yml")
-    )
+    if "kedro.framework.project" in sys.modules or "KEDRO_LOGGING_CONFIG" in os.environ:
+        return
+    os.environ["KEDRO_LOGGING_CONFIG"] = str(Path(__file__).parent / "templates" / "quiet_logging.yml")
+    try:
+        import kedro.framework.project  # noqa: F401  (configures logging, once per process)
+    finally:
+        del os.environ["KEDRO_LOGGING_CONFIG"]
 
 
 def bootstrap(project: Path) -> ProjectInfo:

@@ -258,3 +258,15 @@ def test_grouping_errors_point_at_the_config_file_and_line(tmp_path: Path) -> No
         compile_pipeline(project)
     config = project / "conf" / "base" / "vertexai.yml"
     assert str(info.value).startswith(f"{config}:5: run_config.grouping.cls:")
+
+
+def test_compiling_in_process_leaves_the_environment_of_child_processes_alone(project: Path) -> None:
+    code = (
+        "import os, sys; from pathlib import Path; from kedro_vertex_ci.compiler import compile_pipeline; "
+        "compile_pipeline(Path(sys.argv[1])); print(os.environ.get('KEDRO_LOGGING_CONFIG'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_LOGGING_CONFIG"}
+    result = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"  # run-local's steps must log with the project's own config
+    assert "INFO" not in result.stderr  # while the compile itself stays quiet
