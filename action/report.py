@@ -112,45 +112,32 @@ def _table(facts: list[tuple[str, str]]) -> str:
     return "\n".join(rows)
 
 
+def _body(report: Report, heading: str, dag_open: bool) -> list[str]:
+    """Heading, facts table and the step DAG as a mermaid diagram in a details block."""
+    return [
+        f"{heading} Kedro → Vertex AI: `{report.pipeline}` — {_what(report)}",
+        "",
+        _table(_facts(report)),
+        "",
+        f"<details{' open' if dag_open else ''}><summary>Step DAG</summary>",
+        "",
+        "```mermaid",
+        mermaid_dag(report.steps),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+
+
 def render_summary(report: Report) -> str:
     """The job summary: heading, facts table, the step DAG."""
-    return "\n".join(
-        [
-            f"## Kedro → Vertex AI: `{report.pipeline}` — {_what(report)}",
-            "",
-            _table(_facts(report)),
-            "",
-            "<details open><summary>Step DAG</summary>",
-            "",
-            "```mermaid",
-            mermaid_dag(report.steps),
-            "```",
-            "",
-            "</details>",
-            "",
-        ]
-    )
+    return "\n".join(_body(report, "##", dag_open=True))
 
 
 def render_comment(report: Report, marker: str) -> str:
     """The sticky PR comment body: the marker first (hidden), then the same facts and a collapsed DAG."""
-    return "\n".join(
-        [
-            marker,
-            f"### Kedro → Vertex AI: `{report.pipeline}` — {_what(report)}",
-            "",
-            _table(_facts(report)),
-            "",
-            "<details><summary>Step DAG</summary>",
-            "",
-            "```mermaid",
-            mermaid_dag(report.steps),
-            "```",
-            "",
-            "</details>",
-            "",
-        ]
-    )
+    return "\n".join([marker, *_body(report, "###", dag_open=False)])
 
 
 def render_dry_run(report: Report, *, project: str, requirements: str | None) -> str:
