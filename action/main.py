@@ -232,12 +232,12 @@ def _install_requirements(requirements: Path, runner: Runner) -> None:
 
 def _write_spec(state: _Run, spec_bytes: bytes) -> str:
     """Write the spec atomically under the project (visible to later steps, e.g. upload-artifact)."""
+    from kedro_vertex_ci.fsutil import atomic_write
+
     folder = state.project / SPEC_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{_safe(state.inputs.pipeline)}.json"
-    temporary = target.with_suffix(".json.tmp")
-    temporary.write_bytes(spec_bytes)
-    temporary.replace(target)
+    atomic_write(target, spec_bytes)  # a unique temp name: two runs in one workspace may write at once
     try:
         return str(target.relative_to(state.workspace.resolve()))
     except ValueError:
