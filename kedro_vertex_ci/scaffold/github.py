@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..fsutil import atomic_write
+
 WORKFLOW_PATH = Path(".github/workflows/kedro-vertex.yml")
 
 # Pins for every `uses:` in the generated workflow: a full commit SHA and the tag it was cut from.
@@ -197,14 +199,6 @@ def gcp_setup_commands(project: Path, *, project_id: str, region: str) -> str:
     )
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
-    return path
-
-
 def planned_files(project: Path, *, project_id: str, region: str, project_name: str | None = None) -> dict[Path, str]:
     """Every file ``init --github`` would write, with its text (nothing is written here)."""
     project = project.resolve()
@@ -236,7 +230,7 @@ def write_github_scaffold(
     for path, text in planned_files(project, project_id=project_id, region=region, project_name=project_name).items():
         if path.exists() and (not force or path.read_text(encoding="utf-8") == text):
             continue
-        written.append(_atomic_write(path, text))
+        written.append(atomic_write(path, text))
     return written
 
 
