@@ -270,3 +270,24 @@ def test_compiling_in_process_leaves_the_environment_of_child_processes_alone(pr
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "None"  # run-local's steps must log with the project's own config
     assert "INFO" not in result.stderr  # while the compile itself stays quiet
+
+
+def test_grouping_cycle_through_the_cli_exits_2_with_the_exact_message(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path,
+        "cyclecli",
+        "chain",
+        3,
+        tags={"node_0": ["group.g"], "node_2": ["group.g"]},
+        vertexai=minimal_vertexai(grouping="{cls: tag}"),
+    )
+    result = _run([CLI, "compile", "-o", "x.json"], project)
+    config = project / "conf" / "base" / "vertexai.yml"
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"Error: {config}:5: run_config.grouping.cls: groups form a cycle: node 'node_1' -> group 'g' -> "
+        "node 'node_1' (node 'node_1' writes 'ds_1' read by node 'node_2'; node 'node_0' writes 'ds_0' read by "
+        "node 'node_1'); nodes on the cycle: node_0, node_1, node_2. Put them in one group, or split the group "
+        "so no data leaves it and comes back"
+    )
+    assert not (project / "x.json").exists()
