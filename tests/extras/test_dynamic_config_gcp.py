@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fakes.google import FakeGoogle
+from tests.fakes.google import FakeGoogle, desk_login_env
 
 from .conftest import extras_project, ok, run_step, step_commands
 
@@ -55,21 +55,6 @@ def gcp_project(tmp_path: Path) -> Path:
     )
 
 
-def _step_env(fake: FakeGoogle, tmp_path: Path) -> dict[str, str]:
-    """A desk login (authorized_user ADC) whose refresh and IAM calls go to the loopback fake."""
-    adc = tmp_path / "adc.json"
-    adc.write_text(json.dumps({
-        "type": "authorized_user", "client_id": "764086051850-x.apps.googleusercontent.com",
-        "client_secret": "not-a-secret", "refresh_token": "1//refresh-SECRET",
-        "token_uri": "https://oauth2.googleapis.com/token"}))
-    return {
-        "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
-        "KEDRO_VERTEX_CI_OAUTH2_ENDPOINT": fake.url,
-        "KEDRO_VERTEX_CI_IAMCREDENTIALS_ENDPOINT": fake.url,
-        "NO_GCE_CHECK": "True",
-    }
-
-
 def _claims(jwt: str) -> dict:
     payload = jwt.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -77,7 +62,7 @@ def _claims(jwt: str) -> dict:
 
 def test_iam_provider_puts_an_id_token_for_the_client_id_into_credentials(gcp_project, fake, tmp_path):
     (args,) = step_commands(gcp_project, "run-g", tmp_path / "root")
-    result = run_step(gcp_project, args, env=_step_env(fake, tmp_path))
+    result = run_step(gcp_project, args, env=desk_login_env(fake, tmp_path))
     ok(result)
 
     (call,) = fake.calls("POST", r":generateIdToken$")
@@ -95,7 +80,7 @@ def test_iam_provider_puts_an_id_token_for_the_client_id_into_credentials(gcp_pr
 def test_iam_denial_fails_the_step_with_the_role_to_grant(gcp_project, fake, tmp_path):
     fake.inject("POST", r":generateIdToken$", status=403)
     (args,) = step_commands(gcp_project, "run-d", tmp_path / "root")
-    result = run_step(gcp_project, args, env=_step_env(fake, tmp_path))
+    result = run_step(gcp_project, args, env=desk_login_env(fake, tmp_path))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(  # compiled under our class path, so the message names ours

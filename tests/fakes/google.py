@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 OIDC_REQUEST_TOKEN = "gha-request-token-SECRET"
@@ -515,3 +516,18 @@ def _matches(resource: dict[str, Any], wanted: list[tuple[str, str]]) -> bool:
         if actual != value:
             return False
     return True
+
+
+def desk_login_env(fake: FakeGoogle, folder: Path) -> dict[str, str]:
+    """A desk login (authorized_user ADC) whose refresh and IAM calls go to the loopback fake."""
+    adc = folder / "adc.json"
+    adc.write_text(json.dumps({
+        "type": "authorized_user", "client_id": "764086051850-x.apps.googleusercontent.com",
+        "client_secret": "not-a-secret", "refresh_token": "1//refresh-SECRET",
+        "token_uri": "https://oauth2.googleapis.com/token"}))
+    return {
+        "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
+        "KEDRO_VERTEX_CI_OAUTH2_ENDPOINT": fake.url,
+        "KEDRO_VERTEX_CI_IAMCREDENTIALS_ENDPOINT": fake.url,
+        "NO_GCE_CHECK": "True",
+    }

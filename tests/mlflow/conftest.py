@@ -178,19 +178,6 @@ def fake_google() -> Iterator[FakeGoogle]:
         server.stop()
 
 
-def google_env(fake: FakeGoogle, folder: Path) -> dict[str, str]:
-    """A desk login (authorized_user ADC) whose refresh and IAM calls go to the loopback fake."""
-    adc = folder / "adc.json"
-    adc.write_text(json.dumps({
-        "type": "authorized_user", "client_id": "764086051850-x.apps.googleusercontent.com",
-        "client_secret": "not-a-secret", "refresh_token": "1//refresh-SECRET",
-        "token_uri": "https://oauth2.googleapis.com/token"}))
-    return {
-        "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
-        "KEDRO_VERTEX_CI_OAUTH2_ENDPOINT": fake.url,
-        "KEDRO_VERTEX_CI_IAMCREDENTIALS_ENDPOINT": fake.url,
-        "NO_GCE_CHECK": "True",
-    }
 
 
 def mlflow_project(

@@ -27,7 +27,8 @@ from kedro_vertex_ci.mlflow_auth import (
     provider_env,
     provider_from_params,
 )
-from tests.mlflow.conftest import CLIENT_ID, MLFLOW_SA, google_env
+from tests.fakes.google import desk_login_env as google_env
+from tests.mlflow.conftest import CLIENT_ID, MLFLOW_SA
 
 
 def _jwt(claims: dict) -> str:

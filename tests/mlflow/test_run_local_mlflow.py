@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from kedro_vertex_ci.testing.projectgen import build_nodes, expected_outputs
-from tests.mlflow.conftest import CLIENT_ID, MLFLOW_SA, google_env, mlflow_project, run_local, step_logs
+from tests.fakes.google import desk_login_env as google_env
+from tests.mlflow.conftest import CLIENT_ID, MLFLOW_SA, mlflow_project, run_local, step_logs
 
 pytestmark = pytest.mark.slow
 IAM = {"client_id": CLIENT_ID, "service_account": MLFLOW_SA}
