@@ -133,7 +133,9 @@ def _cli(work: Path, *args: str):
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_an_interrupt_records_finished_steps_stops_every_process_and_removes_temp_files(tmp_path, signum, code):
+def test_an_interrupt_records_finished_steps_stops_every_process_and_removes_temp_files(
+    tmp_path, signum, code
+):
     """Before: no result.json (so no --resume), the step and its children kept running, .tmp files stayed."""
     root = tmp_path / "r"
     spec = _spec(tmp_path, root, "int", ["first", "long", "after"])
@@ -236,3 +238,82 @@ def test_a_partial_run_records_the_whole_pipeline_so_resume_continues_it(tmp_pat
     assert resumed.exit_code == 0, resumed.output
     assert _runs(tmp_path) == ["a", "b", "c", "c"]  # only c ran again
     assert _record(root, "sel")["state"] == "succeeded"
+
+
+_NODES = '''
+
+import os as _os
+import time as _time
+from pathlib import Path as _Path
+
+
+def begin(start):
+    return [start]
+
+
+def hold(xs):
+    """Write this process's pid, then sleep."""
+    (_Path(_os.environ["KVC_PID_DIR"]) / "hold.pid").write_text(str(_os.getpid()))
+    _time.sleep(60)
+    return xs + [2]
+
+
+def end(xs):
+    return xs + [3]
+'''
+
+_PIPELINE = """from kedro.pipeline import Pipeline, node
+
+from .nodes import begin, end, hold
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(begin, "params:start", "a", name="begin"),
+            node(hold, "a", "b", name="hold"),
+            node(end, "b", "c", name="end"),
+        ]
+    )
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_step_forked_by_the_preload_server(tmp_path):
+    """The default runner forks steps from a warm server: they stop with run-local too (exit 143)."""
+    from kedro_vertex_ci.testing.projectgen import make_project, package_name_for
+
+    vertexai = {"project_id": "p", "region": "europe-west4", "run_config": {"image": "img:1"}}
+    project = make_project(
+        tmp_path,
+        "robust_demo",
+        "chain",
+        1,
+        vertexai=vertexai,
+        catalog={"c": {"type": "json.JSONDataset", "filepath": "data/c.json"}},
+    )
+    src = project / "src" / package_name_for("robust_demo")
+    (src / "nodes.py").write_text((src / "nodes.py").read_text() + _NODES)
+    (src / "pipeline.py").write_text(_PIPELINE)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    env = dict(os.environ, KVC_PID_DIR=str(pids))
+    env["PATH"] = os.pathsep.join((str(SCRIPT.parent), env.get("PATH", "")))
+    argv = [str(SCRIPT), "run-local", "--json", "--run-id", "pre"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - single-threaded test process
+    )
+    step_pid = _pid(pids / "hold.pid")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    _wait_for(lambda: not _alive(step_pid), "the forked step to end", 10)
+    states = {s["name"]: s["state"] for s in json.loads(out)["steps"]}
+    assert states == {"begin": "done", "hold": "failed", "end": "skipped"}
+
