@@ -432,11 +432,14 @@ class DockerRunner:
             timer.start()
 
     def _remove(self, names: Sequence[str]) -> None:
-        with self._names_lock:
-            live = [n for n in names if n in self._names]
-        if live:
+        """``docker rm -f`` every container this run started before the stop (gone ones are no error).
+
+        Not only those whose client still runs: the client is SIGKILLed after the same grace, and its
+        container keeps running without it.
+        """
+        if names:
             subprocess.run(
-                [self.docker, "rm", "-f", *live],
+                [self.docker, "rm", "-f", *names],
                 capture_output=True,
                 timeout=60,
                 env=self.base_env,

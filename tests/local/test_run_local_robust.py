@@ -317,3 +317,58 @@ def test_sigterm_stops_a_step_forked_by_the_preload_server(tmp_path):
     states = {s["name"]: s["state"] for s in json.loads(out)["steps"]}
     assert states == {"begin": "done", "hold": "failed", "end": "skipped"}
 
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sigterm_removes_the_step_containers_of_the_docker_runner(tmp_path):
+    """Killing the ``docker run`` client alone leaves its container running: run-local removes it."""
+    image = "kvc-base:bookworm"  # scripts/docker-engine.sh's base image (has python3)
+    env = dict(os.environ)
+    env.setdefault("DOCKER_HOST", "unix:///var/tmp/kvc-docker/docker.sock")
+    if subprocess.run(["docker", "image", "inspect", image], env=env, capture_output=True).returncode:
+        pytest.fail(f"no Docker engine with {image} at {env['DOCKER_HOST']}: run `make docker-up` first")
+    # PID 1 of a container ignores SIGTERM without a handler: only the removal can stop this step.
+    code = (
+        "import pathlib, socket, sys, time; pathlib.Path(sys.argv[1]).write_text(socket.gethostname()); "
+        "time.sleep(120)"
+    )
+    marker = tmp_path / "r" / "up.txt"
+    spec = {
+        "pipelineInfo": {"name": "boxed"},
+        "components": {"comp-sleeper": {"executorLabel": "exec-sleeper"}},
+        "deploymentSpec": {
+            "executors": {
+                "exec-sleeper": {
+                    "container": {"image": image, "command": ["python3", "-c", code, str(marker)]}
+                }
+            }
+        },
+        "root": {
+            "dag": {
+                "tasks": {
+                    "sleeper": {"componentRef": {"name": "comp-sleeper"}, "taskInfo": {"name": "sleeper"}}
+                }
+            }
+        },
+    }
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    (tmp_path / "r").mkdir()
+    args = ["--spec", str(spec_path), "--root", str(tmp_path / "r"), "--runner", "docker", "--no-mount-data"]
+    proc = subprocess.Popen(
+        [str(SCRIPT), "run-local", *args, "--run-id", "boxed"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - single-threaded test process
+    )
+    _wait_for(lambda: marker.exists() and marker.read_text() != "", "the container to start", 120)
+    container = marker.read_text()  # a container's hostname is its short id
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    listed = subprocess.run(["docker", "ps", "-aq"], env=env, capture_output=True, text=True, check=True)
+    assert container not in listed.stdout.split(), "a step container outlived run-local"
+    assert _record(tmp_path / "r", "boxed")["steps"][0]["state"] == "failed"
