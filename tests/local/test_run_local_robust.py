@@ -144,8 +144,9 @@ def test_an_interrupt_records_finished_steps_stops_every_process_and_removes_tem
     half = root / "kedro-vertex-ci" / "int" / ".x.bin.half.tmp"
     assert half.exists() and _record(root, "int")["state"] == "running"  # the record is kept as it goes
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
+    assert "run-local robust: interrupted" in out
     assert "Traceback" not in err
     _wait_for(lambda: not _alive(step_pid) and not _alive(grandchild), "the step and its child to end", 10)
     assert not half.exists()
