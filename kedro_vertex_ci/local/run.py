@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from ..errors import ConfigError
 from .executor import Observer, RunInterrupted, State, StepOutcome, execute
@@ -396,15 +397,14 @@ def sweep_temp_files(data_dir: Path | None, root: Path, run_id: str) -> list[Pat
     """
     if data_dir is None or not data_dir.is_dir():
         return []
-    from ..runtime.intermediate import escape_name, unescape_name
-
     removed = []
     now = time.time()
     for folder in data_dir.iterdir():
         if not folder.is_dir():
             continue
-        mine = folder.name == escape_name(run_id)
-        if not mine and is_run_active(root / unescape_name(folder.name)):
+        folder_run = unquote(folder.name)  # runtime.intermediate.unescape_name, without importing Kedro
+        mine = folder_run == run_id
+        if not mine and is_run_active(root / folder_run):
             continue
         for temp in folder.glob(".*.tmp"):
             try:
