@@ -1,26 +1,97 @@
-"""Atomic file writes: a reader never sees half a file, a crash never leaves one."""
+"""Atomic file writes: a reader never sees half a file, a crash never leaves one.
+
+The file gets the mode any other tool would give it: an existing file keeps its mode, a new one gets
+``0o666 & ~umask`` (``mkstemp`` alone would make every spec, workflow and Dockerfile ``0600``). A symlink is
+written through, as ``cp`` and editors do; devices, FIFOs and sockets are refused rather than replaced.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
+from .errors import OutputError
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _resolve_target(path: Path) -> tuple[Path, int | None]:
+    """The file to replace (a symlink's target) and its current mode, None when it does not exist yet."""
+    if not path.name or path.name in {".", ".."}:
+        raise OutputError(f"{str(path)!r}: names no file; give a file name such as pipeline.json")
+    _check_no_file_in_the_way(path.parent, path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        return target, None
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write it ({err.strerror})") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{path}: is a folder; give a file name inside it")
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputError(f"{path}: is not a regular file (a device, FIFO or socket); refusing to replace it")
+    return target, stat.S_IMODE(info.st_mode)
+
+
+def _check_no_file_in_the_way(folder: Path, shown: Path) -> None:
+    """The nearest existing ancestor of ``folder`` must be a folder (``-o spec.json/x.json`` is a typo)."""
+    for ancestor in (folder, *folder.parents):
+        if ancestor.exists() or ancestor.is_symlink():
+            if not ancestor.is_dir():
+                raise OutputError(f"{shown}: {ancestor} is a file, not a folder")
+            return
+
+
+def _make_parent(folder: Path, shown: Path) -> None:
+    _check_no_file_in_the_way(folder, shown)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{shown}: cannot create the folder {folder} ({err.strerror})") from err
+
 
 def atomic_write(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
-    """Write ``data`` to a temp file next to ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to a temp file next to ``path`` and rename it over ``path``; return ``path``.
+
+    ``mode`` forces a mode (e.g. 0o600 for credentials); otherwise see the module docstring. Problems with
+    the place (a file where a folder should be, read-only, /proc) raise :class:`OutputError` naming ``path``.
+    """
+    path = Path(path)
+    target, existing_mode = _resolve_target(path)
+    _make_parent(target.parent, path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    final_mode = mode if mode is not None else existing_mode
+    if final_mode is None:
+        final_mode = 0o666 & ~current_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write in {target.parent} ({err.strerror})") from err
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), final_mode)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, target)
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise OutputError(f"{path}: cannot write it ({err.strerror})") from err
         raise
     return path

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:  # types only: importing cli here at run time would be a cycle
-    from ..cli import Ctx
+from .context import Ctx
+
+if TYPE_CHECKING:
     from ..local.run import Runner, RunOptions
     from ..local.runners import PreloadedSubprocessRunner
 
