@@ -65,6 +65,18 @@ def _make_parent(folder: Path, shown: Path) -> None:
         raise OutputError(f"{shown}: cannot create the folder {folder} ({err.strerror})") from err
 
 
+def ensure_folder(folder: Path, what: str) -> Path:
+    """Create ``folder`` (and parents) or raise :class:`OutputError` saying why, ``what`` naming the option."""
+    _check_no_file_in_the_way(folder, Path(what))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{what}: cannot create the folder {folder} ({err.strerror})") from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{what}: the folder {folder} is not writable")
+    return folder
+
+
 def atomic_write(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
     """Write ``data`` to a temp file next to ``path`` and rename it over ``path``; return ``path``.
 

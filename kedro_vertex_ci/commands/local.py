@@ -184,7 +184,7 @@ def run_local(
     try:  # the preload server imports while the project compiles; stopped if nothing is run
         spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
         options = RunOptions(
-            root=(root or ctx.project / ".kedro-vertex-ci" / "runs").resolve(),
+            root=_usable_root(root, ctx.project),
             run_id=run_id,
             pipeline_root=pipeline_root,
             overrides=overrides,
@@ -216,6 +216,14 @@ def run_local(
         print_failures(console, result)
         names = ", ".join(s.name for s in result.failed) or "none (stopped)"
         raise StepFailed(f"run {result.run_id} failed: step(s) {names}; logs in {result.run_dir / 'logs'}")
+
+
+def _usable_root(root: Path | None, project: Path) -> Path:
+    """The local pipeline root, created now so an unwritable ``--root`` is one clear error before any step."""
+    from ..fsutil import ensure_folder
+
+    folder = (root or project / ".kedro-vertex-ci" / "runs").resolve()
+    return ensure_folder(folder, f"--root {root}" if root is not None else "run folder")
 
 
 def _start_preloading(project: Path) -> PreloadedSubprocessRunner:
