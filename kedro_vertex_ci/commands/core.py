@@ -23,6 +23,7 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     from ..errors import ConfigError, Problem
     from ..fsutil import atomic_write
     from ..kedro_io import bootstrap
+    from ..scaffold.gitignore import ensure_run_folder_ignored
 
     info = bootstrap(ctx.project)
     target = ctx.project / "conf" / "base" / "vertexai.yml"
@@ -31,12 +32,29 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     written: list[Path] = []
     if target.exists() and not force and not with_github:
         raise ConfigError([Problem(str(target), "", "already exists; pass --force to overwrite it")])
+    if with_github and target.exists() and not force:
+        _check_utf8(target)  # the GitHub setup reads run_config from it
     if not target.exists() or force:
         written.append(atomic_write(target, text))
     if with_github:
         written += _write_github(ctx.project, project_id=project_id, region=region, force=force)
+    ignored = ensure_run_folder_ignored(ctx.project)
+    if ignored is not None:
+        written.append(ignored)
     for path in written:
         click.echo(f"wrote {os.path.relpath(path, ctx.project)}")
+
+
+def _check_utf8(path: Path) -> None:
+    from ..errors import ConfigError, Problem
+
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError([Problem(str(path), "", f"is not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
+                                                   f"offset {err.start}); save it as UTF-8")]) from None
+    except OSError as err:
+        raise ConfigError([Problem(str(path), "", f"cannot read it ({err.strerror})")]) from None
 
 
 def _write_github(project: Path, *, project_id: str, region: str, force: bool) -> list[Path]:
