@@ -29,18 +29,24 @@ def current_umask() -> int:
     return mask
 
 
+def check_target(path: Path) -> Path:
+    """Raise :class:`OutputError` now if ``path`` cannot be a file we write (checked before long work)."""
+    _resolve_target(Path(path))
+    return path
+
+
 def _resolve_target(path: Path) -> tuple[Path, int | None]:
     """The file to replace (a symlink's target) and its current mode, None when it does not exist yet."""
     if not path.name or path.name in {".", ".."}:
         raise OutputError(f"{str(path)!r}: names no file; give a file name such as pipeline.json")
-    _check_no_file_in_the_way(path.parent, path)
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
+        _check_no_file_in_the_way(path.parent, path)
+        target = Path(os.path.realpath(path)) if path.is_symlink() else path
         info = target.stat()
     except FileNotFoundError:
         return target, None
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write it ({err.strerror})") from err
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+        raise OutputError(f"{path!s}: cannot write it ({_reason(err)})") from err
     if stat.S_ISDIR(info.st_mode):
         raise OutputError(f"{path}: is a folder; give a file name inside it")
     if not stat.S_ISREG(info.st_mode):
@@ -58,20 +64,24 @@ def _check_no_file_in_the_way(folder: Path, shown: Path) -> None:
 
 
 def _make_parent(folder: Path, shown: Path) -> None:
-    _check_no_file_in_the_way(folder, shown)
     try:
+        _check_no_file_in_the_way(folder, shown)
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{shown}: cannot create the folder {folder} ({err.strerror})") from err
+    except (OSError, ValueError) as err:
+        raise OutputError(f"{shown}: cannot create the folder {folder} ({_reason(err)})") from err
+
+
+def _reason(err: Exception) -> str:
+    return getattr(err, "strerror", None) or str(err)
 
 
 def ensure_folder(folder: Path, what: str) -> Path:
     """Create ``folder`` (and parents) or raise :class:`OutputError` saying why, ``what`` naming the option."""
-    _check_no_file_in_the_way(folder, Path(what))
     try:
+        _check_no_file_in_the_way(folder, Path(what))
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{what}: cannot create the folder {folder} ({err.strerror})") from err
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+        raise OutputError(f"{what}: cannot create the folder {folder} ({_reason(err)})") from err
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{what}: the folder {folder} is not writable")
     return folder

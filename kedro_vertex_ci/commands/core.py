@@ -23,7 +23,7 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     from ..errors import ConfigError, Problem
     from ..fsutil import atomic_write
     from ..kedro_io import bootstrap
-    from ..scaffold.gitignore import ensure_run_folder_ignored
+    from ..scaffold.gitignore import planned_gitignore
 
     info = bootstrap(ctx.project)
     target = ctx.project / "conf" / "base" / "vertexai.yml"
@@ -34,13 +34,13 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
         raise ConfigError([Problem(str(target), "", "already exists; pass --force to overwrite it")])
     if with_github and target.exists() and not force:
         _check_utf8(target)  # the GitHub setup reads run_config from it
+    gitignore = planned_gitignore(ctx.project)  # read (and refused) before anything is written
     if not target.exists() or force:
         written.append(atomic_write(target, text))
     if with_github:
         written += _write_github(ctx.project, project_id=project_id, region=region, force=force)
-    ignored = ensure_run_folder_ignored(ctx.project)
-    if ignored is not None:
-        written.append(ignored)
+    if gitignore is not None:
+        written.append(atomic_write(*gitignore))
     for path in written:
         click.echo(f"wrote {os.path.relpath(path, ctx.project)}")
 
@@ -84,10 +84,11 @@ def _write_github(project: Path, *, project_id: str, region: str, force: bool) -
 def compile_command(ctx, pipeline: str, output: Path, image: str | None, params: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     """Compile a Kedro pipeline into a Vertex AI pipeline spec, offline."""
     from ..compiler import compile_pipeline
-    from ..fsutil import atomic_write
+    from ..fsutil import atomic_write, check_target
     from ..params import parse_overrides
     from ..spec import parse_spec, to_yaml_bytes
 
+    check_target(output)  # before the compile: a typo in -o is reported at once
     compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image, parse_overrides(params))
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)

@@ -180,11 +180,12 @@ def run_local(
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
+    run_root = _usable_root(root, ctx.project)
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
         spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
         options = RunOptions(
-            root=_usable_root(root, ctx.project),
+            root=run_root,
             run_id=run_id,
             pipeline_root=pipeline_root,
             overrides=overrides,
