@@ -46,7 +46,10 @@ class _Group(click.Group):
 @click.pass_context
 def cli(click_ctx: click.Context, project_path: Path | None, env: str | None) -> None:
     """Ship Kedro pipelines to Vertex AI Pipelines: compile offline, dry-run locally, build, run, schedule."""
-    root = (project_path or find_project_root(Path.cwd())).resolve()
+    try:
+        root = (project_path or find_project_root(Path.cwd())).resolve()
+    except (OSError, RuntimeError) as err:  # the current folder was deleted; a symlink loop in --project
+        raise click.UsageError(f"cannot find the project folder: {err}") from err
     click_ctx.obj = Ctx(project=root, env=env or os.environ.get("KEDRO_ENV") or None)
 
 

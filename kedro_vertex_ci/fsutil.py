@@ -76,10 +76,14 @@ def _reason(err: Exception) -> str:
 
 
 def ensure_folder(folder: Path, what: str) -> Path:
-    """Create ``folder`` (and parents) or raise :class:`OutputError` saying why, ``what`` naming the option."""
+    """Create ``folder`` (and parents) and return it resolved, or raise :class:`OutputError` saying why
+    (``what`` names the option)."""
     try:
+        folder = folder.resolve()
         _check_no_file_in_the_way(folder, Path(what))
         folder.mkdir(parents=True, exist_ok=True)
+    except RuntimeError as err:  # pathlib's "Symlink loop from ..."
+        raise OutputError(f"{what}: cannot use the folder {folder} ({err})") from err
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
         raise OutputError(f"{what}: cannot create the folder {folder} ({_reason(err)})") from err
     if not os.access(folder, os.W_OK | os.X_OK):

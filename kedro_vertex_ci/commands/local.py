@@ -223,7 +223,7 @@ def _usable_root(root: Path | None, project: Path) -> Path:
     """The local pipeline root, created now so an unwritable ``--root`` is one clear error before any step."""
     from ..fsutil import ensure_folder
 
-    folder = (root or project / ".kedro-vertex-ci" / "runs").resolve()
+    folder = root or project / ".kedro-vertex-ci" / "runs"
     return ensure_folder(folder, f"--root {root}" if root is not None else "run folder")
 
 
