@@ -44,13 +44,31 @@ def _load_spec(
             text = spec_file.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"--spec {spec_file}: cannot read it ({err.strerror})") from err
-        return parse_spec_text(text, str(spec_file)), {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"--spec {spec_file}: not UTF-8 text (byte {err.start}); pass a compiled "
+                              "JSON or YAML spec") from None
+        data = parse_spec_text(text, str(spec_file))
+        _check_spec_shape(data, spec_file)
+        return data, {}
     from ..compiler import compile_pipeline
 
     compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image)
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return dict(compiled.spec), {p.key: p.name for p in compiled.plan.params}
+
+
+def _check_spec_shape(data: dict[str, Any], spec_file: Path) -> None:
+    """The spec's own problems named with its file (the runner's messages only say "spec")."""
+    from ..errors import ConfigError
+    from ..local.specgraph import build_graph, split_job
+
+    try:
+        build_graph(split_job(data)[0])
+    except ConfigError as err:
+        raise ConfigError(f"--spec {spec_file}: {str(err).removeprefix('spec: ')}") from None
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"--spec {spec_file}: not a KFP PipelineSpec run-local can run ({err!r})") from None
 
 
 @click.command("run-local")

@@ -244,3 +244,17 @@ def test_init_refuses_a_gitignore_folder_before_writing(project: Path, tmp_path:
     out = invoke(["init", "my-project", "europe-west1", "--force"], cwd=copy)
     assert out.exit_code == 2 and ".gitignore: is not a regular file" in out.output, out.output + out.crashed
     assert (copy / "conf" / "base" / "vertexai.yml").read_bytes() == before
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"\xff\xfe{}", "not UTF-8 text"),
+    (b"[" * 5000, "nested too deeply"),
+    (b"9" * 5000, "cannot read it"),
+    (b"(:", "not a KFP PipelineSpec"),
+])
+def test_run_local_spec_file_defects(project: Path, tmp_path: Path, content: bytes, expected: str) -> None:
+    spec = tmp_path / "given.json"
+    spec.write_bytes(content)
+    out = invoke(["run-local", "--no-preload", "--root", str(tmp_path / "runs"), "--spec", str(spec)], cwd=project)
+    assert not out.crashed, out.crashed
+    assert out.exit_code == 2 and expected in out.output and "given.json" in out.output, out.output

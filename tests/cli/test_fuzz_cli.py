@@ -203,6 +203,29 @@ def test_run_local_roots(project: Path, kind: str, name: str) -> None:
         assert "--root" in out.output or "--spec" in out.output, out.output
 
 
+SPEC_TEXTS = st.one_of(
+    st.binary(max_size=200),
+    ARG_TEXT.map(str.encode),
+    JSON_VALUES.map(str.encode),
+    st.sampled_from([b"\xff\xfe", b"[" * 5000, b"a: &a [*a, *a]\nb: *a", b"9" * 5000, b"{}", b"[]", b"null",
+                     b'{"root": {}}', b'{"pipelineInfo": 1}', b'{"root": {"dag": {"tasks": {"x": 1}}}}',
+                     b"!!python/object/apply:os.system ['x']", b"\x00\x01", b"---\n---\n", b"\t"]),
+)
+
+
+@_examples(300)
+@given(content=SPEC_TEXTS)
+def test_run_local_spec_files(project: Path, content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        spec = Path(folder) / "spec.json"
+        spec.write_bytes(content)
+        out = _run(["run-local", "--no-preload", "--root", str(Path(folder) / "runs"), "--spec", str(spec)], project)
+        if out.exit_code == 0:  # a spec with an empty DAG is a spec: nothing to run
+            assert "succeeded" in out.output and b"root" in content, out.output
+        else:
+            assert "spec.json" in out.output, out.output
+
+
 ENV_NAMES = st.one_of(st.sampled_from(["base", "local", "nope", "../base", ".", "..", " local", "local ", "a/b",
                                        "LOCAL", "-", "--", "\\", "~", "conf", "*"]), ARG_TEXT)
 
