@@ -250,7 +250,7 @@ TOKENS = ["compile", "run-local", "-p", "--pipeline", "__default__", "nope", "--
           "--pipeline-root", "gs://b/x", "--mount-data", ""]
 
 
-@_examples(2050)
+@_examples(1800)
 @given(command=st.sampled_from(["compile", "run-local"]),
        before=st.lists(st.sampled_from(["-e", "local", "--project", "/nonexistent", "--version", "-h"]), max_size=2),
        after=st.lists(st.one_of(st.sampled_from(TOKENS), ARG_TEXT), max_size=6))
