@@ -75,19 +75,22 @@ def _reason(err: Exception) -> str:
     return getattr(err, "strerror", None) or str(err)
 
 
-def ensure_folder(folder: Path, what: str) -> Path:
-    """Create ``folder`` (and parents) and return it resolved, or raise :class:`OutputError` saying why
-    (``what`` names the option)."""
+def check_folder(folder: Path, what: str) -> Path:
+    """``folder`` resolved, once it is sure a run can create and write it; nothing is left behind.
+
+    Raises :class:`OutputError` naming ``what`` (the option) for a file in the way, a symlink loop, or a place
+    where nothing can be created (read-only, /proc). The probe is a temporary folder, removed at once.
+    """
     try:
         folder = folder.resolve()
         _check_no_file_in_the_way(folder, Path(what))
-        folder.mkdir(parents=True, exist_ok=True)
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        probe = tempfile.mkdtemp(prefix=".kvc-probe-", dir=existing)
+        os.rmdir(probe)
     except RuntimeError as err:  # pathlib's "Symlink loop from ..."
         raise OutputError(f"{what}: cannot use the folder {folder} ({err})") from err
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
         raise OutputError(f"{what}: cannot create the folder {folder} ({_reason(err)})") from err
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{what}: the folder {folder} is not writable")
     return folder
 
 

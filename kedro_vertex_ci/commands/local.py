@@ -238,11 +238,11 @@ def run_local(
 
 
 def _usable_root(root: Path | None, project: Path) -> Path:
-    """The local pipeline root, created now so an unwritable ``--root`` is one clear error before any step."""
-    from ..fsutil import ensure_folder
+    """The local pipeline root, checked now so an unwritable ``--root`` is one clear error before the compile."""
+    from ..fsutil import check_folder
 
     folder = root or project / ".kedro-vertex-ci" / "runs"
-    return ensure_folder(folder, f"--root {root}" if root is not None else "run folder")
+    return check_folder(folder, f"--root {root}" if root is not None else "run folder")
 
 
 def _start_preloading(project: Path) -> PreloadedSubprocessRunner:
