@@ -248,20 +248,42 @@ def _run_in_process(source: Path, env: Mapping[str, str]) -> int:
 
 
 def _relay(lines: Any) -> None:
-    """Print the Action's log as a runner shows it: groups as headings, annotations coloured, masks applied."""
+    """Print the Action's log as a runner shows it: groups as headings, annotations coloured, masks applied;
+    the pull request comment a dry run shows is rendered as the Markdown GitHub would display."""
     from ..rehearsal_view import LogView
 
     view = LogView()
+    comment: list[str] | None = None
     for raw in lines:
-        shown = view.render(raw.rstrip("\n"))
-        if shown is not None:
+        line = raw.rstrip("\n")
+        if line.startswith("::group::Pull request comment"):
+            comment = []
+        elif comment is not None and line == "::endgroup::":
+            _print_markdown("Pull request comment it would write", "\n".join(comment))
+            comment = None
+            continue
+        shown = view.render(line)
+        if shown is None:
+            continue
+        if comment is not None and not line.startswith("::group::"):
+            comment.append(shown.text)
+        else:
             click.secho(shown.text, fg=shown.colour, bold=shown.bold)
+
+
+def _print_markdown(title: str, markdown: str) -> None:
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.rule import Rule
+
+    console = Console(highlight=False)
+    console.print(Rule(title))
+    console.print(Markdown(_without_diagrams(markdown)) if markdown.strip() else "  (empty)")
 
 
 def _show_results(file_commands: Path) -> None:
     """The outputs the step would set and the job summary it would write, rendered in the terminal."""
     from rich.console import Console
-    from rich.markdown import Markdown
     from rich.rule import Rule
 
     from ..rehearsal_view import parse_outputs
@@ -271,9 +293,7 @@ def _show_results(file_commands: Path) -> None:
     console.print(Rule("Step outputs"))
     for name, value in outputs.items():
         console.print(f"  {name} = {value!r}")
-    summary = _without_diagrams((file_commands / "summary").read_text(encoding="utf-8", errors="replace"))
-    console.print(Rule("Job summary"))
-    console.print(Markdown(summary) if summary.strip() else "  (empty)")
+    _print_markdown("Job summary", (file_commands / "summary").read_text(encoding="utf-8", errors="replace"))
 
 
 def _without_diagrams(markdown: str) -> str:

@@ -168,6 +168,16 @@ def test_in_process_rehearsal_of_a_merge_schedules(clone):
     assert "spec-path = 'sf/.kedro-vertex-ci/__default__.json'" in out
     assert (clone / "sf" / ".kedro-vertex-ci" / "__default__.json").is_file()
     assert "Job summary" in out and REHEARSAL_TOKEN not in out + proc.stderr
+    assert "Pull request comment it would write" not in out  # a merge schedules: no comment
+    assert "a Mermaid diagram of the steps" in out
+
+
+def test_in_process_rehearsal_of_a_pull_request_shows_the_comment(clone):
+    proc = _rehearse(clone, "--event", "pull_request", "--pr", "3", "--no-docker")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    comment = proc.stdout.split("Pull request comment it would write", 1)[1].split("Step outputs", 1)[0]
+    assert "Dry run" in comment and "Steps" in comment and "pull request #3" in comment
+    assert "<!--" not in comment  # the hidden marker stays hidden, as on GitHub
 
 
 def test_in_process_rehearsal_reports_a_broken_config_like_the_action(clone):
@@ -187,5 +197,6 @@ def test_container_rehearsal_of_a_pull_request(clone, action_image, docker_env):
     assert "(in the Action's container, dry run)" in proc.stdout
     assert "pull request #9: build the image and run the pipeline once" in proc.stdout
     assert "would comment" in proc.stdout and "'github-pr': '9'" in proc.stdout
+    assert "Pull request comment it would write" in proc.stdout and "::group::" not in proc.stdout
     assert "spec-path = 'sf/.kedro-vertex-ci/__default__.json'" in proc.stdout
     assert "::add-mask::" not in proc.stdout and REHEARSAL_TOKEN not in proc.stdout + proc.stderr
