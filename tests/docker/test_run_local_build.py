@@ -39,17 +39,19 @@ def _run_local(project: Path, env: dict[str, str], *extra: str) -> subprocess.Co
 
 @pytest.fixture(scope="module")
 def built_run(docker_env: dict[str, str], example_image: Built, tmp_path_factory) -> tuple[Path, dict, str]:
-    """(project, --json result, stderr) of a run that had to build the project's image first."""
+    """(project, --json result, stderr, tag expected before the run) of a run that had to build its image."""
     project = _copy_example(tmp_path_factory.mktemp("build-run") / "spaceflights_lite")
+    expected = build_context(project, {"BASE_IMAGE": example_image.tag}).tag
     proc = _run_local(project, docker_env, "--build-arg", f"BASE_IMAGE={example_image.tag}", "--json",
                       "--run-id", "built")
     assert proc.returncode == 0, tail(proc.stdout, 4000) + tail(proc.stderr)
-    return project, json.loads(proc.stdout), proc.stderr
+    return project, json.loads(proc.stdout), proc.stderr, expected
 
 
 def test_missing_image_is_built_from_the_cloud_build_context_and_the_run_succeeds(built_run, docker_env, example_image):
-    project, result, stderr = built_run
+    project, result, stderr, tag = built_run
     context = build_context(project, {"BASE_IMAGE": example_image.tag})
+    assert context.tag == tag  # what the run wrote (data/, logs) is not part of the image's context
     assert f"Image {context.tag}: built in" in stderr
     assert "the spec itself is unchanged" in stderr
     assert result["state"] == "succeeded" and all(s["state"] == "done" for s in result["steps"])
@@ -58,12 +60,12 @@ def test_missing_image_is_built_from_the_cloud_build_context_and_the_run_succeed
     assert json.loads(labels.stdout)["org.kedro-vertex-ci.context"] == context.digest
     # The image holds what Cloud Build would get: conf/local's content and local data never enter it.
     listing = docker(docker_env, "run", "--rm", "--network", "none", "--entrypoint", "sh", context.tag, "-c",
-                     "ls conf/local; ls data 2>/dev/null | wc -l")
-    assert listing.returncode == 0 and listing.stdout.split() == ["0"], listing.stdout + listing.stderr
+                     "ls -A conf/local | wc -l; ls -A data 2>/dev/null | wc -l")
+    assert listing.returncode == 0 and listing.stdout.split() == ["0", "0"], listing.stdout + listing.stderr
 
 
 def test_an_unchanged_project_is_not_rebuilt_and_a_changed_one_is(built_run, docker_env, example_image, tmp_path):
-    project, _, _ = built_run
+    project, _, _, _ = built_run
     args = {"BASE_IMAGE": example_image.tag}
     again = ensure_image(project, "auto", args, tmp_path / "again.log", env=docker_env)
     assert not again.built and again.log is None
