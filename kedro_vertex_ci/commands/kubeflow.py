@@ -134,12 +134,18 @@ def run_once(config: Any, compiled: Any, pipeline: str, *, wait: bool, timeout: 
     from ..errors import StepFailed
     from ..kubeflow.client import TERMINAL_STATES
 
+    if cache is not None:  # KFP applies caching options from the spec: a run with another choice is another spec
+        from dataclasses import replace
+
+        from ..gcp.vertex import override_caching
+
+        compiled = replace(compiled, spec=override_caching(compiled.spec, cache))
     target = target_for(config, provider, impersonate)
     experiment, pipeline_id, version_id, name = _prepare(target, config, compiled, pipeline)
     run = target.run_once(experiment_id=experiment, pipeline_id=pipeline_id, version_id=version_id,
                           display_name=_run_name(compiled.spec["pipelineInfo"]["name"]),
                           params=runtime_parameters(compiled.spec), pipeline_root=config.run_config.root,
-                          service_account=None, enable_caching=cache)
+                          service_account=None, enable_caching=None)
     click.echo(f"Submitted {run.display_name} ({run.run_id}) to Kubeflow Pipelines, pipeline {name}")
     click.echo(f"UI: {run.url}")
     if not wait:

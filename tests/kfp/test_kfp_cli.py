@@ -41,6 +41,11 @@ def test_run_once_uploads_once_and_runs_with_typed_parameters(kfp_server, projec
     assert len(kfp_server.versions) == versions + 1  # a different spec: a new version of the same pipeline
     latest = max(kfp_server.runs.values(), key=lambda r: r["run_id"])
     assert latest["runtime_config"]["parameters"]["start"] == 7
+    uncached = run_cli(project, "run-once", "--no-cache")
+    assert uncached.returncode == 0, uncached.stderr
+    newest = max(kfp_server.versions.values(), key=lambda v: v["pipeline_version_id"])["pipeline_spec"]
+    options = [task.get("cachingOptions", {}) for task in newest["root"]["dag"]["tasks"].values()]
+    assert options and all(not o.get("enableCache") for o in options)
 
 
 def test_run_once_wait_follows_the_run_and_fails_when_it_fails(kfp_server, project_for):
