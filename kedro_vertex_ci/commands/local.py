@@ -347,7 +347,7 @@ def _make_runner(
     data = project / "data" if mount_data else None
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
-    if not (options.pipeline_root or "").startswith("gs://"):
+    if "://" not in (options.pipeline_root or ""):
         options.root.mkdir(parents=True, exist_ok=True)
     binds = plan_mounts(options.root, options.pipeline_root, data, workdir or image_dir, extra)
     return DockerRunner(image=image, mounts=binds, workdir=workdir)
