@@ -39,10 +39,10 @@ def _set_env(click_ctx: click.Context, _param: click.Parameter, value: str | Non
         click_ctx.obj = dataclasses.replace(click_ctx.obj, env=value or None)
 
 
-def env_option() -> click.Option:
+def env_option(short: bool = True) -> click.Option:
     """A subcommand's ``-e/--env``: overrides the group's ``-e`` and ``$KEDRO_ENV`` for this command."""
     return click.Option(
-        ["-e", "--env"],
+        ["-e", "--env"] if short else ["--env"],
         default=None,
         expose_value=False,
         callback=_set_env,
@@ -52,8 +52,9 @@ def env_option() -> click.Option:
 
 def add_env_option(command: click.Command) -> None:
     """Give ``command`` (and each subcommand of a group) an ``-e/--env`` unless it has one."""
-    if not any("--env" in getattr(p, "opts", ()) for p in command.params):
-        command.params.append(env_option())
+    taken = {opt for p in command.params for opt in getattr(p, "opts", ())}
+    if "--env" not in taken:
+        command.params.append(env_option(short="-e" not in taken))
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             add_env_option(sub)

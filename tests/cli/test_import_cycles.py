@@ -37,7 +37,8 @@ def _imports_in(source: str, package: str, everywhere: bool = False) -> set[str]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found.add(target)
+            if node.module:  # "from . import x" names submodules x, not the package being imported
+                found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -70,3 +71,5 @@ def test_a_type_checking_import_of_the_cli_counts_as_an_import() -> None:
     old = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..cli import Ctx\n"
     assert "kedro_vertex_ci.cli" in _imports_in(old, "kedro_vertex_ci.commands")
     assert "kedro_vertex_ci.commands.context" in _module_level_imports(PACKAGE / "commands" / "local.py")
+    sibling = _imports_in("from . import kubeflow\n", "kedro_vertex_ci.commands")
+    assert sibling == {"kedro_vertex_ci.commands.kubeflow"}
