@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:  # types only: importing cli here at run time would be a cycle
-    from ..cli import Ctx
+from .context import Ctx
+
+if TYPE_CHECKING:
     from ..local.run import Runner, RunOptions
     from ..local.runners import PreloadedSubprocessRunner
 
@@ -47,13 +48,31 @@ def _load_spec(
             text = spec_file.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"--spec {spec_file}: cannot read it ({err.strerror})") from err
-        return parse_spec_text(text, str(spec_file)), {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"--spec {spec_file}: not UTF-8 text (byte {err.start}); pass a compiled "
+                              "JSON or YAML spec") from None
+        data = parse_spec_text(text, str(spec_file))
+        _check_spec_shape(data, spec_file)
+        return data, {}
     from ..compiler import compile_pipeline
 
     compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image)
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return dict(compiled.spec), {p.key: p.name for p in compiled.plan.params}
+
+
+def _check_spec_shape(data: dict[str, Any], spec_file: Path) -> None:
+    """The spec's own problems named with its file (the runner's messages only say "spec")."""
+    from ..errors import ConfigError
+    from ..local.specgraph import build_graph, split_job
+
+    try:
+        build_graph(split_job(data)[0])
+    except ConfigError as err:
+        raise ConfigError(f"--spec {spec_file}: {str(err).removeprefix('spec: ')}") from None
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"--spec {spec_file}: not a KFP PipelineSpec run-local can run ({err!r})") from None
 
 
 @click.command("run-local")
@@ -89,7 +108,28 @@ def _load_spec(
     show_default=True,
     help="Run steps as local processes or in containers of the project image.",
 )
-@click.option("--image", default=None, help="Image for --runner docker [default: the spec's image].")
+@click.option(
+    "--image",
+    default=None,
+    help="Image for --runner docker, used as it is [default: the project's Dockerfile built locally, see --build].",
+)
+@click.option(
+    "--build",
+    "build_mode",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="--runner docker: build the project's Dockerfile with the local engine (the same context Cloud Build "
+    "gets, tagged by its content hash): auto = only when that tag is missing, always, or never (run the "
+    "spec's image as it is).",
+)
+@click.option(
+    "--build-arg",
+    "build_args",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="--runner docker: a docker build argument (repeatable), e.g. BASE_IMAGE=python:3.11-slim.",
+)
 @click.option(
     "--workdir",
     default=None,
@@ -163,6 +203,8 @@ def run_local(
     pipeline_root: str | None,
     runner: str,
     image: str | None,
+    build_mode: str,
+    build_args: tuple[str, ...],
     workdir: str | None,
     mounts: tuple[str, ...],
     mount_data: bool,
@@ -189,6 +231,8 @@ def run_local(
                 pipeline_root,
                 runner,
                 image,
+                build_mode,
+                build_args,
                 workdir,
                 mounts,
                 mount_data,
@@ -217,6 +261,8 @@ def _run_local(
     pipeline_root: str | None,
     runner: str,
     image: str | None,
+    build_mode: str,
+    build_args: tuple[str, ...],
     workdir: str | None,
     mounts: tuple[str, ...],
     mount_data: bool,
@@ -236,11 +282,12 @@ def _run_local(
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
+    run_root = _usable_root(root, ctx.project)
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
         spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
         options = RunOptions(
-            root=(root or ctx.project / ".kedro-vertex-ci" / "runs").resolve(),
+            root=run_root,
             run_id=run_id,
             pipeline_root=pipeline_root,
             overrides=overrides,
@@ -254,6 +301,8 @@ def _run_local(
         )
         graph = prepare(spec, options).graph
         images = {t.container.image for t in graph.tasks}
+        if runner == "docker" and image is None:
+            image = _project_image(ctx.project, build_mode, build_args, images, quiet=as_json)
         step_runner = early or _make_runner(
             runner, ctx.project, options, images, (image, workdir, mounts, mount_data)
         )
@@ -322,6 +371,55 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def _usable_root(root: Path | None, project: Path) -> Path:
+    """The local pipeline root, checked now so an unwritable ``--root`` is one clear error before the compile."""
+    from ..fsutil import check_folder
+
+    folder = root or project / ".kedro-vertex-ci" / "runs"
+    return check_folder(folder, f"--root {root}" if root is not None else "run folder")
+
+
+def _project_image(
+    project: Path, mode: str, build_args: tuple[str, ...], images: set[str], quiet: bool
+) -> str | None:
+    """The locally built project image to run in place of the spec's, or None to run the spec's image."""
+    from ..errors import ConfigError
+    from ..local.imagebuild import check_engine, ensure_image, image_present, parse_build_args
+
+    args = parse_build_args(build_args)
+    if mode == "never":
+        return None
+    spec_image = next(iter(images), "")
+    if mode == "auto" and not (project / "Dockerfile").is_file():
+        check_engine()
+        if len(images) == 1 and not image_present(spec_image):
+            raise ConfigError(
+                f"--runner docker: {project / 'Dockerfile'} does not exist and the spec's image {spec_image} "
+                "is not in the Docker engine. `kedro-vertex-ci init --github` writes a Dockerfile (then "
+                "run-local builds it); or pass --image IMAGE"
+            )
+        return None  # nothing to build: the spec's image runs as it is
+    if len(images) > 1:
+        raise ConfigError(
+            f"--runner docker --build {mode}: the spec uses several images {sorted(images)}; build them "
+            "yourself and pass --image, or --build never"
+        )
+    log = project / ".kedro-vertex-ci" / "builds" / "docker-build.log"
+    if quiet:
+        built = ensure_image(project, mode, args, log)
+    else:
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        with console.status("docker build: sending the build context") as status:
+            built = ensure_image(project, mode, args, log, on_line=lambda line: status.update(
+                f"docker build: {line[:110]}"))
+    verb = f"built in {built.seconds:.0f} s (log: {built.log})" if built.built else "unchanged, not rebuilt"
+    click.echo(f"Image {built.tag}: {verb}. Steps run it in place of {spec_image}; the spec itself is unchanged.",
+         err=True)
+    return built.tag
+
+
 def _start_preloading(project: Path) -> PreloadedSubprocessRunner:
     """The preloading subprocess runner, its server already importing while the project compiles."""
     from ..local.runners import PreloadedSubprocessRunner
@@ -358,7 +456,7 @@ def _make_runner(
     data = project / "data" if mount_data else None
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
-    if not (options.pipeline_root or "").startswith("gs://"):
+    if "://" not in (options.pipeline_root or ""):
         options.root.mkdir(parents=True, exist_ok=True)
     binds = plan_mounts(options.root, options.pipeline_root, data, workdir or image_dir, extra)
     return DockerRunner(image=image, mounts=binds, workdir=workdir)
