@@ -56,7 +56,8 @@ class ActionPlan:
     comment: bool  # keep the sticky PR comment for this pipeline up to date
     reason: str  # one sentence shown in the log and the summary
     labels: Mapping[str, str] = field(default_factory=dict)
-    reuse: bool = False  # reuse this commit's run (and image) instead of submitting (building) again
+    reuse: bool = False  # reuse this commit's run instead of submitting again
+    reuse_image: bool = True  # use the image already tagged with this commit instead of building again
     cancel_superseded: bool = False  # cancel still-running runs of older commits of this PR/branch
 
 
@@ -185,4 +186,4 @@ def decide(inputs: Inputs, event: Event) -> ActionPlan:
     reuse = not inputs.force and event.name in _SUPERSEDING_EVENTS
     cancel = inputs.cancel_superseded and operation == RUN_ONCE and event.name in _SUPERSEDING_EVENTS
     return ActionPlan(operation, inputs.build, comment, reason, run_labels(event), reuse=reuse,
-                      cancel_superseded=cancel and bool(event.branch or event.pr_number))
+                      reuse_image=not inputs.force, cancel_superseded=cancel and bool(event.branch or event.pr_number))

@@ -89,7 +89,11 @@ class GcpCloud:
         repository = image_repository(getattr(build, "image", None) or image)
         if reuse and sha:
             tag = names.docker_tag(sha)
-            digest = tagged_digest(repository, tag, self.credentials, self.endpoints)
+            try:
+                digest = tagged_digest(repository, tag, self.credentials, self.endpoints)
+            except Exception as err:  # noqa: BLE001 - not knowing only costs a build
+                self.log(f"could not check whether {repository}:{tag} exists ({err}); building it")
+                digest = None
             if digest:
                 self.log(f"{repository}:{tag} already exists ({digest}): not rebuilt")
                 return Built(image=f"{repository}:{tag}", digest=digest, reused=True)

@@ -149,7 +149,7 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
         with runner.group("Build the image with Cloud Build"):
             image = inputs.image or compiled.plan.image
             built = cloud.build(state.project, image, sha=state.event.head_sha, branch=state.event.branch,
-                                reuse=plan.reuse)
+                                reuse=plan.reuse_image)
             state.report = state.report.with_(
                 image=built.pinned, image_digest=built.digest, build_id=built.build_id, build_log_url=built.log_url,
                 image_reused=built.reused,

@@ -133,7 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             comments = [c for c in state.comments.get(issue, []) if not state.hidden.get(c["id"])]
             for comment_id, left in list(state.hidden.items()):
-                state.hidden[comment_id] = left - 1
+                if left <= 1:
+                    del state.hidden[comment_id]
+                else:
+                    state.hidden[comment_id] = left - 1
         chunk = comments[(page - 1) * per_page : page * per_page]
         headers = {}
         if page * per_page < len(comments):
