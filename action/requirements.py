@@ -55,7 +55,8 @@ def conflict_error(requirements: Path, output: str) -> ConfigError | None:
             if not line.strip():
                 break
             causes.append(line.strip())
-    line_number = next((int(m.group(1)) for m in map(_LINE.search, lines) if m), None)
+    cannot = [line for line in lines if "Cannot install" in line] or lines
+    line_number = next((int(m.group(1)) for m in map(_LINE.search, cannot) if m), None)
     cause = "; ".join(causes) or "see pip's report in the log"
     return ConfigError([Problem(
         str(requirements.name), "", f"conflicts with the versions the kedro-vertex-ci action runs on ({cause}). "
@@ -70,7 +71,8 @@ def install_requirements(requirements: Path, runner: Runner, *, cache_dir: Path 
     with tempfile.TemporaryDirectory(prefix="kvc-constraints-") as folder:
         constraints = Path(folder) / "constraints.txt"
         constraints.write_text(constraints_text(installed_distributions()), encoding="utf-8")
-        command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q",
+        # Not -q: pip prints "The conflict is caused by" only at its normal verbosity.
+        command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
                    "-r", str(requirements), "-c", str(constraints)]
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -78,13 +80,15 @@ def install_requirements(requirements: Path, runner: Runner, *, cache_dir: Path 
         started = time.perf_counter()
         result = subprocess.run(command, cwd=requirements.parent, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - started
-    if result.stdout.strip():
-        runner.log(result.stdout.rstrip())
     if result.returncode != 0:
+        runner.log(result.stdout.rstrip())
         runner.log(result.stderr.rstrip())
         conflict = conflict_error(requirements, result.stdout + "\n" + result.stderr)
         if conflict is not None:
             raise conflict
         raise ConfigError(f"pip install -r {requirements.name} failed (exit {result.returncode}); see the log above")
+    for line in result.stdout.splitlines():
+        if line.startswith("Successfully installed"):
+            runner.log(line)
     runner.log(f"installed {requirements.name} in {seconds:.1f} s (the action's own versions kept as constraints)")
     return seconds

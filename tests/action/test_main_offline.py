@@ -181,3 +181,53 @@ def test_any_failure_after_compiling_keeps_the_spec_path_and_writes_every_output
     assert "failed" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
     printed = "\n".join(line for line in log.splitlines() if not line.startswith("::add-mask::"))
     assert GITHUB_TOKEN not in printed and OIDC_TOKEN not in printed
+
+
+def _wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
+    """A minimal pure-Python wheel, so pip resolves offline against a local folder."""
+    import zipfile
+
+    module = name.replace("-", "_")
+    info = f"{module}-{version}.dist-info"
+    path = folder / f"{module}-{version}-py3-none-any.whl"
+    files = {
+        f"{module}/__init__.py": "",
+        f"{info}/METADATA": "Metadata-Version: 2.1\n"
+        f"Name: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{f},,\n" for f in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+    return path
+
+
+def test_requirements_that_would_replace_the_actions_pins_fail_fast_naming_the_conflict(
+    project_env: Callable[..., dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A project dependency wanting kfp<2 must not silently downgrade the kfp the compiler runs on."""
+    from importlib.metadata import version
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels, "needs-old-kfp", "1.0", ["kfp<2"])
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    env = project_env("push_branch", mode="compile")
+    project = Path(env["GITHUB_WORKSPACE"]) / "spaceflights"
+    (project / "requirements.txt").write_text("# the project's own\nkedro\nneeds-old-kfp==1.0\n")
+    before = version("kfp")
+    code, log = _run(env)
+    assert code == 2, log
+    errors = [line for line in log.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and "file=spaceflights/requirements.txt" in errors[0], errors
+    assert "kfp<2" in errors[0] and f"kfp=={before}" in errors[0] and "requirements: ''" in errors[0]
+    assert version("kfp") == before
+
+
+def test_the_constraints_are_every_installed_distribution_but_the_installers() -> None:
+    from action.requirements import constraints_text
+
+    text = constraints_text([("Kedro", "1.7.0"), ("google_cloud.storage", "3.1"), ("pip", "26"), ("wheel", "0.4")])
+    assert text == "google-cloud-storage==3.1\nkedro==1.7.0\n"
