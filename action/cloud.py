@@ -63,6 +63,7 @@ class RunScope:
     sha: str
     branch: str | None = None
     pr_number: int | None = None
+    run_id: str | None = None  # GITHUB_RUN_ID: a later workflow run has a larger id
 
 
 class Cloud(Protocol):

@@ -130,6 +130,8 @@ def run_labels(event: Event) -> dict[str, str]:
         labels["git-branch"] = sanitize_label_value(event.branch)
     if event.pr_number:
         labels["github-pr"] = str(event.pr_number)
+    if event.run_id and event.run_id.isdigit():
+        labels["github-run"] = event.run_id  # run ids grow: they order runs of one branch
     return {key: value for key, value in labels.items() if value}
 
 

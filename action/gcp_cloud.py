@@ -163,7 +163,11 @@ class GcpCloud:
         return self._submitted(jobs[0], reused=True) if jobs else None
 
     def cancel_superseded(self, compiled: Any, scope: RunScope) -> list[str]:
-        """Cancel this pipeline's still-running runs of other commits of the same PR or branch."""
+        """Cancel this pipeline's still-running runs of other commits of the same PR or branch.
+
+        Only runs submitted by earlier workflow runs (a smaller ``github-run`` label) count as superseded: a
+        slow job of an older commit that submits late must not cancel the newer commit's run.
+        """
         from kedro_vertex_ci.gcp import names
 
         where = ({"git-branch": names.label_value(scope.branch)} if scope.branch
@@ -171,7 +175,9 @@ class GcpCloud:
         vertex = self._vertex()
         cancelled = []
         for job in vertex.list_jobs(self._filter(compiled, **where), limit=50):
-            if job.get("state") in _ACTIVE_STATES and (job.get("labels") or {}).get("git-sha") != scope.sha.lower():
+            labels = job.get("labels") or {}
+            if job.get("state") in _ACTIVE_STATES and labels.get("git-sha") != scope.sha.lower() \
+                    and _earlier(labels.get("github-run"), scope.run_id):
                 if vertex.cancel_job(job["name"]):
                     cancelled.append(str(job["name"]).rsplit("/", 1)[-1])
         return cancelled
@@ -223,6 +229,13 @@ class GcpCloud:
         deployed = deploy_schedule(vertex, body, on_event=self.log)
         zone = f"TZ={settings.timezone} " if settings.timezone else ""
         return Scheduled(name=str(deployed.schedule["name"]), cron=f"{zone}{settings.cron_expression}")
+
+
+def _earlier(their_run: str | None, our_run: str | None) -> bool:
+    """Whether a job's workflow run came before ours (unknown on either side: assume it did)."""
+    if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):
+        return True
+    return int(their_run) < int(our_run)
 
 
 def _pipeline_of(compiled: Any) -> str:

@@ -137,7 +137,7 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
         return _finish(state)
     cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask, runner.log)
     _connect_github(state, environ)
-    scope = RunScope(state.event.head_sha, state.event.branch, state.event.pr_number)
+    scope = RunScope(state.event.head_sha, state.event.branch, state.event.pr_number, state.event.run_id)
     if plan.operation != SCHEDULE:
         if plan.cancel_superseded:
             _cancel_superseded(state, cloud, compiled, scope)

@@ -119,4 +119,4 @@ def test_labels_are_valid_vertex_labels(make_env: Callable[..., dict[str, str]])
     env = make_env("pull_request")
     labels = decide(read_inputs(env), read_event(env)).labels
     assert labels == {"git-sha": "4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e", "github-event": "pull_request",
-                      "git-branch": "feature-faster-prep", "github-pr": "17"}
+                      "git-branch": "feature-faster-prep", "github-pr": "17", "github-run": "9876543210"}

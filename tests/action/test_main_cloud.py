@@ -225,12 +225,19 @@ def test_one_run_per_commit_superseded_runs_cancelled_and_github_quirks_survived
     assert len(fake.calls("POST", r"/builds$")) == 1 and len(fake.calls("POST", r"/pipelineJobs$")) == 1
     assert len(github.state.comments[17]) == 1 and "not resubmitted" in github.state.comments[17][0]["body"]
 
+    late = _new_commit_on_the_pr(action_env("pull_request"), tmp_path, "6" * 40)
+    late["GITHUB_RUN_ID"] = "9876543200"  # an older workflow run that submits late cancels nothing newer
+    code, log = run_action({**late, "INPUT_BUILD": "false"}, monkeypatch)
+    assert code == 0 and "cancelled superseded" not in log, log
     env = _new_commit_on_the_pr(action_env("pull_request"), tmp_path, "5" * 40)
+    env["GITHUB_RUN_ID"] = "9876543299"
     code, log = run_action(env, monkeypatch)
     assert code == 0, log
     second = read_outputs(Path(env["GITHUB_OUTPUT"]))
     assert second["job-id"] != first["job-id"]
     assert fake.job_state(first["job-id"]) == "PIPELINE_STATE_CANCELLED"
+    late_job = next(j for j in fake.jobs if j.endswith("-666666666666"))
+    assert fake.job_state(late_job) == "PIPELINE_STATE_CANCELLED"  # run 9876543200 < 9876543299
     assert fake.calls("POST", rf"/pipelineJobs/{first['job-id']}:cancel$")
     body = github.state.comments[17][0]["body"]
     assert "Superseded runs cancelled" in body and first["job-id"] in body and second["job-id"] in body, log
