@@ -105,7 +105,8 @@ def run(
         return err.exit_code
     except Exception as err:  # noqa: BLE001 - a bug or an unexpected library error must still end like an error
         runner.error(f"{type(err).__name__}: {err}", title="kedro-vertex-ci: unexpected error")
-        runner.log(runner.redact("".join(traceback.format_exception(err))))
+        with runner.group("Details for a bug report"):
+            runner.log("".join(traceback.format_exception(err)).rstrip())
         runner.add_summary(f"## Kedro → Vertex AI: failed\n\n```\n{type(err).__name__}: {err}\n```\n")
         _write_outputs(runner, state.report if state else None)
         return 1
