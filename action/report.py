@@ -162,7 +162,9 @@ def render_dry_run(report: Report, *, project: str, requirements: str | None) ->
     lines.append(f"  compile: {len(report.steps)} steps")
     if plan.build:
         lines.append(f"  would build: {report.image or '(image from vertexai.yml)'} with Cloud Build, tagged with the commit")
-    if plan.operation == SCHEDULE:
+    if plan.operation == SCHEDULE and report.schedule_skipped:
+        lines.append(f"  would schedule nothing: {report.schedule_skipped}")
+    elif plan.operation == SCHEDULE:
         lines.append(f"  would schedule: cron {report.cron or '(from vertexai.yml)'} (replacing the current schedule)")
     elif plan.operation != COMPILE:
         lines.append(f"  would submit: one run with labels {dict(plan.labels)} and params {report.params or '{}'}")

@@ -149,6 +149,14 @@ def _environment_with_the_actions_packages(folder: Path, ours: Path) -> Path:
     return python
 
 
+def _pypi_only_env() -> dict[str, str]:
+    """No machine-local wheel folders, mirrors or pip config: PyPI as a GitHub runner sees it."""
+    env = {k: v for k, v in bench_env().items()
+           if not k.startswith("PIP_") or k in ("PIP_CERT", "PIP_DEFAULT_TIMEOUT")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
 def measure_install(work: Path, tools: Tools) -> dict[str, Any]:
     """Wall time of the action's install of a `kedro new` requirements.txt: empty cache, then warm cache."""
     sys.path.insert(0, str(REPO))
@@ -168,11 +176,9 @@ def measure_install(work: Path, tools: Tools) -> dict[str, Any]:
     for label in ("empty pip cache (every job without actions/cache)", "warm wheel cache (opt-in actions/cache)"):
         python = _environment_with_the_actions_packages(work / "install-venv", tools.ours)
         started = time.perf_counter()
-        # PIP_CONFIG_FILE: no machine-local wheel folders or mirrors; PyPI as a GitHub runner sees it.
         done = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
                                "--cache-dir", str(cache), "-r", str(requirements), "-c", str(constraints)],
-                              env=bench_env({"PIP_CONFIG_FILE": "/dev/null"}), capture_output=True, text=True,
-                              timeout=1800)
+                              env=_pypi_only_env(), capture_output=True, text=True, timeout=1800)
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             result[label] = f"failed: {last_lines(done.stdout + done.stderr)}"

@@ -144,6 +144,8 @@ def test_nothing_configured_means_nothing_scheduled_with_a_notice(project_env: C
     summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
     assert "Nothing scheduled" in summary
     assert read_outputs(Path(env["GITHUB_OUTPUT"]))["schedule-name"] == ""
+    code, log = _run(project_env("push_main", dry_run="true"))
+    assert code == 0 and "would schedule nothing: no schedule configured" in log, log
 
 
 def test_a_past_start_time_is_warned_about_on_the_schedule_path(
