@@ -195,7 +195,7 @@ def measure_action(work: Path, tools: Tools, runs: int, example: Path | None, in
 
     measure = Measure(
         "action",
-        "8. The GitHub Action: own overhead and requirements install",
+        "9. The GitHub Action: own overhead and requirements install",
         "start → PR comment ≤ 10 s on the example (fakes, no build); the install measured, not assumed",
         notes=[
             "Overhead: the real `python -P -m action` process for a pull request with `build: false`, against "
