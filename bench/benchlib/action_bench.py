@@ -184,9 +184,18 @@ def measure_install(work: Path, tools: Tools) -> dict[str, Any]:
             result[label] = f"failed: {last_lines(done.stdout + done.stderr)}"
             break
         result[label] = Stats([seconds])
-    cache_mb = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 1e6 if cache.exists() else 0.0
-    result["cache_mb"] = round(cache_mb, 1)
+        if not _size_mb(cache):
+            # pip's HTTP cache keeps only responses with cache headers (PyPI sends them); some mirrors don't.
+            result["warm wheel cache (opt-in actions/cache)"] = (
+                "not measured: pip cached nothing here (this machine's package index sends no cache headers), "
+                "so a second install would be another cold one")
+            break
+    result["cache_mb"] = round(_size_mb(cache), 1)
     return result
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6 if folder.exists() else 0.0
 
 
 def measure_action(work: Path, tools: Tools, runs: int, example: Path | None, install: bool = True) -> Any:
