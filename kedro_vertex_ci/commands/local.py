@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:  # types only: importing cli here at run time would be a cycle
-    from ..cli import Ctx
+from .context import Ctx
+
+if TYPE_CHECKING:
     from ..local.run import Runner, RunOptions
     from ..local.runners import PreloadedSubprocessRunner
 
@@ -43,13 +44,31 @@ def _load_spec(
             text = spec_file.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"--spec {spec_file}: cannot read it ({err.strerror})") from err
-        return parse_spec_text(text, str(spec_file)), {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"--spec {spec_file}: not UTF-8 text (byte {err.start}); pass a compiled "
+                              "JSON or YAML spec") from None
+        data = parse_spec_text(text, str(spec_file))
+        _check_spec_shape(data, spec_file)
+        return data, {}
     from ..compiler import compile_pipeline
 
     compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image)
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return dict(compiled.spec), {p.key: p.name for p in compiled.plan.params}
+
+
+def _check_spec_shape(data: dict[str, Any], spec_file: Path) -> None:
+    """The spec's own problems named with its file (the runner's messages only say "spec")."""
+    from ..errors import ConfigError
+    from ..local.specgraph import build_graph, split_job
+
+    try:
+        build_graph(split_job(data)[0])
+    except ConfigError as err:
+        raise ConfigError(f"--spec {spec_file}: {str(err).removeprefix('spec: ')}") from None
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"--spec {spec_file}: not a KFP PipelineSpec run-local can run ({err!r})") from None
 
 
 @click.command("run-local")
@@ -202,11 +221,12 @@ def run_local(
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
+    run_root = _usable_root(root, ctx.project)
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
         spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
         options = RunOptions(
-            root=(root or ctx.project / ".kedro-vertex-ci" / "runs").resolve(),
+            root=run_root,
             run_id=run_id,
             pipeline_root=pipeline_root,
             overrides=overrides,
@@ -240,6 +260,14 @@ def run_local(
         print_failures(console, result)
         names = ", ".join(s.name for s in result.failed) or "none (stopped)"
         raise StepFailed(f"run {result.run_id} failed: step(s) {names}; logs in {result.run_dir / 'logs'}")
+
+
+def _usable_root(root: Path | None, project: Path) -> Path:
+    """The local pipeline root, checked now so an unwritable ``--root`` is one clear error before the compile."""
+    from ..fsutil import check_folder
+
+    folder = root or project / ".kedro-vertex-ci" / "runs"
+    return check_folder(folder, f"--root {root}" if root is not None else "run folder")
 
 
 def _project_image(
@@ -319,7 +347,7 @@ def _make_runner(
     data = project / "data" if mount_data else None
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
-    if not (options.pipeline_root or "").startswith("gs://"):
+    if "://" not in (options.pipeline_root or ""):
         options.root.mkdir(parents=True, exist_ok=True)
     binds = plan_mounts(options.root, options.pipeline_root, data, workdir or image_dir, extra)
     return DockerRunner(image=image, mounts=binds, workdir=workdir)
