@@ -175,7 +175,9 @@ class MlflowConfig(_Model):
 class ScheduleConfig(_Model):
     """When a pipeline runs on its own."""
 
-    cron_expression: str = Field("0 * * * *", description='Cron, e.g. "0 3 * * *"; "TZ=Area/City " prefix ok.')
+    cron_expression: str = Field(
+        description='Cron, e.g. "0 3 * * *"; "TZ=Area/City " prefix ok. Required: nothing is scheduled by default.'
+    )
     timezone: str = Field("Etc/UTC", description='IANA time zone of the cron, e.g. "Europe/Warsaw".')
     start_time: str | None = Field(None, description="RFC 3339 start; a past start backfills missed runs.")
     end_time: str | None = Field(None, description="RFC 3339 end.")
@@ -243,6 +245,7 @@ class Endpoints(_Model):
     storage: str | None = Field(None, description="Cloud Storage API.")
     sts: str | None = Field(None, description="Security Token Service (Workload Identity Federation).")
     iamcredentials: str | None = Field(None, description="IAM Credentials API (impersonation).")
+    artifactregistry: str | None = Field(None, description="Artifact Registry API (is this commit built yet?).")
 
 
 class RunConfig(_Model):
@@ -324,9 +327,9 @@ class RunConfig(_Model):
                              "roots need target: kfp")
         return self
 
-    def schedule_for(self, pipeline: str) -> ScheduleConfig:
-        """The pipeline's own schedule, else ``default_schedule``, else the built-in default."""
-        return self.schedules.get(pipeline) or self.schedules.get("default_schedule") or ScheduleConfig()
+    def schedule_for(self, pipeline: str) -> ScheduleConfig | None:
+        """The pipeline's own schedule, else ``default_schedule``, else None: nothing is scheduled unasked."""
+        return self.schedules.get(pipeline) or self.schedules.get("default_schedule")
 
 
 class KfpAuthConfig(_Model):

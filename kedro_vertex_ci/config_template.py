@@ -92,10 +92,13 @@ run_config:
   # Kedro pipeline run after the main one whatever its status (for notifications).
   # on_exit_pipeline: notify
 
-  # Schedules: default_schedule, or one per Kedro pipeline name.
+  # Schedules: default_schedule, or one per Kedro pipeline name. Nothing is scheduled without a cron here
+  # (or the Action's `cron` input): `kedro-vertex-ci schedule` and a push to the default branch create
+  # exactly this schedule, replacing the previous one. Each scheduled run is billed: delete this block to
+  # stop scheduling (the Action then only notes that nothing was scheduled).
   schedules:
     default_schedule:
-      cron_expression: "0 3 * * *"
+      cron_expression: "0 3 * * *"  # every day at 03:00 in the timezone below
       timezone: Etc/UTC
       # start_time: "2026-01-01T00:00:00Z"
       # end_time: "2027-01-01T00:00:00Z"
