@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError, Problem
 
@@ -310,22 +318,18 @@ class RunConfig(_Model):
 
     @field_validator("root")
     @classmethod
-    def _normalise_root(cls, value: str | None) -> str | None:
+    def _normalise_root(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if value.startswith("s3://") and info.data.get("target", "vertex") == "vertex":
+            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) for Vertex AI, got "
+                             f"{value!r} (s3:// roots need run_config.target: kfp)")
         if value.startswith(("gs://", "s3://")):
             return value.rstrip("/")
         if "://" in value:
             raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) or, with target kfp, "
                              f"S3/MinIO (s3://bucket/path), got {value!r}")
         return "gs://" + value.strip("/")
-
-    @model_validator(mode="after")
-    def _root_fits_target(self) -> RunConfig:
-        if self.target == "vertex" and (self.root or "").startswith("s3://"):
-            raise ValueError("root: Vertex AI reads the pipeline root from Cloud Storage only (gs://…); s3:// "
-                             "roots need target: kfp")
-        return self
 
     def schedule_for(self, pipeline: str) -> ScheduleConfig | None:
         """The pipeline's own schedule, else ``default_schedule``, else None: nothing is scheduled unasked."""

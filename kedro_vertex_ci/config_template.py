@@ -18,6 +18,10 @@ run_config:
   # Image the steps run in. `kedro-vertex-ci build` pins it by digest in the compiled spec.
   image: {region}-docker.pkg.dev/{project_id}/kedro/{image_name}:latest
 
+  # Where run-once / schedule send the pipeline: vertex, or kfp (a self-hosted Kubeflow Pipelines, see the
+  # kfp section at the end and docs/kubeflow.md).
+  target: vertex
+
   # Pipeline root on Cloud Storage: run artefacts and the data passed between steps.
   root: gs://{project_id}-vertex-pipelines/{image_name}
 
@@ -115,6 +119,15 @@ build:
   timeout: 1200
   # machine_type: E2_HIGHCPU_8
   # service_account: projects/{project_id}/serviceAccounts/build@{project_id}.iam.gserviceaccount.com
+
+# Kubeflow Pipelines target (run_config.target: kfp), docs/kubeflow.md.
+# kfp:
+#   host: https://kubeflow.example.com/pipeline
+#   namespace: my-profile
+#   auth:
+#     mode: dex            # none | token | iap | dex
+#     # client_id: 1234-abc.apps.googleusercontent.com   (iap)
+#     # service_account: kfp-user@{project_id}.iam.gserviceaccount.com   (iap)
 
 # API endpoints (Private Service Connect / VPC-SC). Env KEDRO_VERTEX_CI_<NAME>_ENDPOINT wins.
 endpoints: {{}}

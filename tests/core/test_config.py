@@ -159,7 +159,8 @@ BAD_CONFIGS = {
     ),
     "root not on gcs": (
         BASE + "  root: s3://bucket/x\n",
-        ["F:5: run_config.root: pipeline root must be on Cloud Storage (gs://bucket/path), got 's3://bucket/x'"],
+        ["F:5: run_config.root: pipeline root must be on Cloud Storage (gs://bucket/path) for Vertex AI, got "
+         "'s3://bucket/x' (s3:// roots need run_config.target: kfp)"],
     ),
     "unknown machine type": (
         BASE + "  resources:\n    train:\n      machine_type: z9-mega-8\n",
