@@ -134,7 +134,20 @@ class KfpCloud:
             experiment_id=prepared.experiment_id, pipeline_id=prepared.pipeline_id, version_id=prepared.version_id,
             display_name=name, params=runtime_parameters(compiled.spec), pipeline_root=self.config.run_config.root,
             service_account=None, enable_caching=None, description=description)
+        if scope is not None:
+            return self._first_of_commit(prepared.experiment_id, name, run)
         return Submitted(job_id=run.run_id, run_url=run.url, state=run.state, reused=False)
+
+    def _first_of_commit(self, experiment_id: str, name: str, run: Any) -> Submitted:
+        """KFP accepts two runs with one name: when two jobs of one commit raced past :meth:`find_run`, both
+        keep the oldest (creation time, then id) and the newer one is terminated by the job that created it."""
+        oldest = next(iter(self.target.runs_named(experiment_id, name)), None)
+        if oldest is None or str(oldest.run_id) == run.run_id:
+            return Submitted(job_id=run.run_id, run_url=run.url, state=run.state, reused=False)
+        self.target.terminate(run.run_id)
+        self.log(f"this commit's run {oldest.run_id} was created first by a concurrent job: "
+                 f"terminated the duplicate {run.run_id}")
+        return self._submitted(oldest, reused=True)
 
     def wait(self, submitted: Submitted) -> str:
         state: str = self.target.wait(submitted.job_id, timeout_seconds=None, poll_seconds=_poll_seconds(self.environ),

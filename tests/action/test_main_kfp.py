@@ -191,3 +191,39 @@ def test_the_credential_rule_defers_only_what_the_config_can_change() -> None:
     with pytest.raises(AuthError, match="permissions: id-token: write"):
         require_credentials(event, plan, dry_run=False, google_needed=True, why="Vertex AI")
     require_credentials(event, plan, dry_run=True, google_needed=True, why="Vertex AI")
+
+
+def test_two_jobs_racing_on_one_commit_keep_the_first_run(kfp, kfp_env) -> None:
+    """Both jobs passed find_run before either created its run: the second keeps the first's, terminates its own."""
+    from action.cloud import CloudTarget, RunScope
+    from action.kfp_cloud import connect_kfp
+    from action.main import compile_project
+
+    env = kfp_env("push_branch")
+    assert _run(env)[0] == 0
+    first = _only(kfp.runs)
+    project = Path(env["GITHUB_WORKSPACE"]) / env["INPUT_WORKING-DIRECTORY"]
+    compiled = compile_project(project, None, "__default__", None, {})
+    cloud = connect_kfp(CloudTarget("p", "r", None, None), compiled.config, env, lambda _s: None, lambda _s: None)
+    raced = cloud.run_once(compiled, labels={}, params={}, scope=RunScope(HEAD, "feature/faster-prep"))
+    assert raced.reused and raced.job_id == first["run_id"]
+    assert len(kfp.runs) == 2 and kfp.terminated == set(kfp.runs) - {first["run_id"]}
+    kfp.runs[first["run_id"]]["state"] = "SUCCEEDED"
+    assert cloud.target.terminate(first["run_id"]) is False  # the server refuses finished runs (400)
+    assert ("POST", f"/pipeline/apis/v2beta1/runs/{first['run_id']}:terminate") in kfp.requests
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"target": "kubeflow"}, "target: expected vertex or kfp"),
+    ({"target": "kfp", "kfp-host": "kubeflow.example.com"}, "kfp-host: expected the KFP API URL"),
+    ({"target": "vertex", "kfp-host": "https://kf.example.com/pipeline"}, "kfp-host: is set but target is vertex"),
+])
+def test_target_inputs_are_validated_with_the_others(values: dict[str, str], message: str) -> None:
+    from kedro_vertex_ci.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        read_inputs({f"INPUT_{k.upper()}": v for k, v in {**values, "mode": "bogus"}.items()})
+    text = "\n".join(f"{p.key}: {p.message}" for p in err.value.problems)
+    assert message in text and "mode: expected one of" in text  # all problems reported together
+    parsed = read_inputs({"INPUT_TARGET": "KFP", "INPUT_KFP-HOST": "https://kf.example.com/pipeline/"})
+    assert (parsed.target, parsed.kfp_host) == ("kfp", "https://kf.example.com/pipeline")
