@@ -25,6 +25,7 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # else gcsf
 
 from kedro.io import AbstractDataset, DatasetError  # noqa: E402
 
+from ..model import strip_transcoding  # noqa: E402
 from . import codec  # noqa: E402
 
 FOLDER = "kedro-vertex-ci"
@@ -88,7 +89,9 @@ class IntermediateDataset(AbstractDataset[Any, Any]):
 
     @classmethod
     def for_run(cls, root: str, run_id: str, name: str, keep_in_memory: bool = False) -> IntermediateDataset:
-        return cls(dataset_path(root, run_id, name), dataset_name=name, keep_in_memory=keep_in_memory)
+        """The file of ``name`` in a run, keyed by the name without its transcoding suffix (``m@a`` → ``m``)."""
+        path = dataset_path(root, run_id, strip_transcoding(name))
+        return cls(path, dataset_name=name, keep_in_memory=keep_in_memory)
 
     @property
     def path(self) -> str:
