@@ -305,14 +305,23 @@ def _reset_signals() -> None:
 
 
 def _redirect(log_path: str) -> None:
-    """stdin from /dev/null; stdout and stderr appended to the step's log (the runner created it)."""
-    stdin = os.open(os.devnull, os.O_RDONLY)
+    """stdin from /dev/null; stdout and stderr appended to the step's log (the runner created it).
+
+    fd 0 was the server's request pipe, already closed, so /dev/null usually lands on fd 0 itself: it must
+    then stay open. Closing it would let the next file the step opens (Kedro's ``info.log`` handler) take
+    fd 0, and the step runtime's own stdin reset would later replace that file by /dev/null.
+    """
+    _point_fd(os.open(os.devnull, os.O_RDONLY), 0)
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(stdin, 0)
     os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(stdin)
-    os.close(log)
+    _point_fd(log, 2)
+
+
+def _point_fd(fd: int, target: int) -> None:
+    """Make ``target`` refer to what ``fd`` refers to, and drop ``fd`` unless it is ``target`` already."""
+    if fd != target:
+        os.dup2(fd, target)
+        os.close(fd)
 
 
 def _reseed() -> None:
