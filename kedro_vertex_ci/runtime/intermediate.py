@@ -68,9 +68,9 @@ def _local(path: str) -> str:
 
 def _copy(data: Any) -> Any:
     """Copy like Kedro's MemoryDataset does, so an in-step consumer cannot mutate what another one sees."""
-    from kedro.io.memory_dataset import _copy_with_mode, _infer_copy_mode
+    from ..kedro_private import copy_like_memory_dataset
 
-    return _copy_with_mode(data, copy_mode=_infer_copy_mode(data))
+    return copy_like_memory_dataset(data)
 
 
 class IntermediateDataset(AbstractDataset[Any, Any]):
