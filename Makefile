@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: install demo test test-fast lint docs bench docker-up docker-down clean
+.PHONY: install demo test test-fast lint docs bench fuzz fuzz-kedro docker-up docker-down clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,13 @@ test-fast: install
 
 bench: install
 	$(PY) bench/run_all.py
+
+# Long property/differential runs, outside `make test`. FUZZ_SEED replays a run (default: the time).
+FUZZ_SEED ?=
+fuzz: fuzz-kedro
+
+fuzz-kedro: install
+	$(PY) -m tests.equivalence.fuzz_kedro $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 clean:
 	rm -rf $(VENV) .kedro-vertex-ci .pytest_cache .mypy_cache .ruff_cache
