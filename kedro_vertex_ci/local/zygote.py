@@ -148,6 +148,7 @@ class Server:
         self.children: dict[int, str] = {}  # pid -> request id
         self.kill_at: dict[int, float] = {}  # pid -> when to SIGKILL
         self._buffer = b""
+        self._selector: selectors.BaseSelector | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
@@ -155,7 +156,7 @@ class Server:
     def serve(self) -> None:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        selector = selectors.DefaultSelector()
+        selector = self._selector = selectors.DefaultSelector()
         selector.register(self.requests, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
         self.reply({"ready": True, "pid": os.getpid()})
@@ -205,6 +206,8 @@ class Server:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
+            if self._selector is not None:  # its epoll fd: a fresh process has none
+                self._selector.close()
             for fd in (self.requests, self.replies, self._wake_r, self._wake_w):
                 os.close(fd)
             code = run_child(request)

@@ -56,7 +56,19 @@ def wait_for_file(start):
 
 def identity(start):
     return {"pid": os.getpid(), "ppid": os.getppid(), "argv0": os.path.basename(sys.argv[0]), "cwd": os.getcwd(),
-            "stdin": sys.stdin.read(), "fd0": os.readlink("/proc/self/fd/0")}
+            "stdin": sys.stdin.read(), "fd0": os.readlink("/proc/self/fd/0"), "fds": _open_fds()}
+
+
+def _open_fds():
+    """fd -> what it is (file path, or pipe/socket/anon_inode without the inode number)."""
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own fd, closed already
+        found[fd] = target.split(":")[0] if ":" in target and not target.startswith("/") else target
+    return found
 '''
 
 _PIPELINE = '''"""Hand-written nodes for the zygote tests."""
@@ -199,6 +211,18 @@ def test_a_step_keeps_the_projects_file_logging_intact(runner, project, forked):
     console = [line for line in log.splitlines() if line.startswith("kedro.")]
     assert len(info.splitlines()) == len(console)  # every record the console got, the file got too
     assert json.loads((project / "data" / "identity.json").read_text())["fd0"] == os.devnull
+
+
+def test_a_forked_step_has_the_open_files_of_a_fresh_one(runner, project):
+    """Nothing of the fork server (request pipe, reply pipe, wake-up pipe, selector) leaks into a step."""
+    plain = SubprocessRunner(project, base_env=runner.base_env)
+    assert plain.run(_step(project, "identity", "plain"), _log(project, "plain")) == 0
+    fresh = json.loads((project / "data" / "identity.json").read_text())["fds"]
+    assert runner.run(_step(project, "identity", "forked"), _log(project, "forked")) == 0
+    forked = json.loads((project / "data" / "identity.json").read_text())["fds"]
+    fresh = {fd: target.replace("plain.log", "<step>.log") for fd, target in fresh.items()}
+    forked = {fd: target.replace("forked.log", "<step>.log") for fd, target in forked.items()}
+    assert forked == fresh
 
 
 def test_exit_codes_0_1_2_and_124_propagate(runner, project):
