@@ -722,12 +722,14 @@ def measure_dry_run(work: Path, tools: Tools, repeats: Repeats, example: Path | 
         return measure
     env = _ours_env(tools)
     projects = {"example": _copy_project(example, work / "dryrun" / example.name)}
-    try:
-        projects["`kedro new` + spaceflights-like"] = _kedro_new_spaceflights(
-            work / "dryrun-new", tools, example, env
-        )
-    except MeasureError as err:
-        table.rows.append(["`kedro new` + spaceflights-like", "both", _failed(err), ""])
+    new_label = "`kedro new` + spaceflights-like"
+    if not (example / "src" / example.name / "pipelines").is_dir():
+        table.rows.append([new_label, "both", "not measured (the example has no src/<package>/pipelines)", ""])
+    else:
+        try:
+            projects[new_label] = _kedro_new_spaceflights(work / "dryrun-new", tools, example, env)
+        except (MeasureError, OSError) as err:
+            table.rows.append([new_label, "both", _failed(err), ""])
     measure.raw = {"example": example.name}
     for label, copy in projects.items():
 
