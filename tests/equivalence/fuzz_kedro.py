@@ -72,7 +72,7 @@ def fuzz_runs(work: Path, seed: int, cases: int) -> list[str]:
                 continue
             problems += oracle.compare_files(label, files, oracle.data_files(project))
             problems += oracle.compare_hooks(label, hooks, oracle.hook_calls(project))
-            problems += oracle.logging_errors(result, project)
+            problems += oracle.logging_errors(result)
         print(f"fuzz-kedro: {k + len(generated)}/{cases} cases run by Kedro and run-local", flush=True)
     return problems
 

@@ -24,7 +24,6 @@ VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "kedro-vertex-ci")
 _VERSION_DIR = re.compile(r"^\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z$")
 _LOGGING_ERRORS = ("--- Logging error ---", "Bad file descriptor")
-SKIP_DIRS = {".kedro-vertex-ci", "src", "conf", ".git"}
 
 
 @dataclass(frozen=True)
@@ -257,8 +256,8 @@ def hook_calls(project: Path, nodes: Iterable[str] | None = None) -> dict[str, l
     return calls
 
 
-def logging_errors(result: Mapping[str, Any], project: Path) -> list[str]:
-    """Logging errors in any step log, and nodes whose run is missing from the project's info.log."""
+def logging_errors(result: Mapping[str, Any]) -> list[str]:
+    """Logging errors (``--- Logging error ---``, ``Bad file descriptor``) in any step log."""
     problems = []
     for step in result["steps"]:
         log = step.get("log")
@@ -301,14 +300,6 @@ def info_log_nodes(project: Path) -> set[str]:
     if not path.is_file():
         return set()
     return set(re.findall(r"Completed node: (\S+)", path.read_text(errors="replace")))
-
-
-def every_grouping() -> tuple[str, ...]:
-    return GROUPINGS
-
-
-def describe(fp: FeatureProject) -> str:
-    return f"{fp.path.name}: {len(fp.cases)} cases, catch-all={fp.catch_all}"
 
 
 def check_dag_project(fp: FeatureProject, rng: Any) -> list[str]:

@@ -95,7 +95,7 @@ def test_run_local_writes_what_kedro_run_writes(kedro_oracle, grouping, tmp_path
     )
     problems = oracle.compare_files(label, files, oracle.data_files(project))
     problems += oracle.compare_hooks(label, hooks, oracle.hook_calls(project))
-    problems += oracle.logging_errors(result, project)
+    problems += oracle.logging_errors(result)
     missing = set(hooks) - oracle.info_log_nodes(project)
     if missing:
         problems.append(f"{label}: info.log (conf/logging.yml) lacks the nodes {sorted(missing)}")
@@ -107,3 +107,14 @@ def test_run_local_writes_what_kedro_run_writes(kedro_oracle, grouping, tmp_path
     )
     assert again["_exit"] == 0, f"{label}: --from-nodes {node} failed: {oracle.failed_steps(again)}"
     assert not oracle.compare_files(f"{label} after --from-nodes {node}", files, oracle.data_files(project))
+
+
+def test_the_generator_is_a_function_of_its_seed(tmp_path):
+    first = generate_cases(7, 30, "kvc_same")
+    assert generate_cases(7, 30, "kvc_same") == first
+    assert generate_cases(8, 30, "kvc_same") != first
+    a = write_feature_project(tmp_path / "a", "kvc_same", first)
+    b = write_feature_project(tmp_path / "b", "kvc_same", first)
+    files = sorted(p.relative_to(a.path) for p in a.path.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b.path) for p in b.path.rglob("*") if p.is_file())
+    assert all((a.path / f).read_bytes() == (b.path / f).read_bytes() for f in files)
