@@ -21,7 +21,7 @@ from ..runtime.hosts import HOSTS_FILE_ENV
 # Set in every step: telemetry and prompts must never block a step.
 QUIET_ENV = {"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
 # Passed by name into containers (``-e NAME``: the value never appears on the docker command line).
-PASSTHROUGH_PREFIXES = ("KEDRO_CONFIG_",)
+PASSTHROUGH_PREFIXES = ("KEDRO_CONFIG_", "AWS_")  # AWS_*: an s3:// (MinIO) root of a Kubeflow target
 PASSTHROUGH_NAMES = ("STORAGE_EMULATOR_HOST", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "GOOGLE_CLOUD_PROJECT")
 
 
@@ -390,7 +390,7 @@ def plan_mounts(
     only through a shared folder.
     """
     binds: list[tuple[str, str]] = []
-    if not (pipeline_root or "").startswith("gs://"):
+    if "://" not in (pipeline_root or ""):
         binds.append((str(root), str(root)))
     if project_data is not None and workdir:
         binds.append((str(project_data), workdir.rstrip("/") + "/data"))
