@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: install demo demo-docker test test-fast lint docs bench fuzz fuzz-kedro docker-up docker-down clean
+.PHONY: install demo demo-docker test test-fast lint docs bench docker-up docker-down clean fuzz fuzz-cli fuzz-kedro
 
 install: $(VENV)/.installed
 
@@ -52,13 +52,18 @@ test: install lint docker-up
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not docker"
 
+# Longer fuzz tiers (make test runs each at scale 1). `fuzz` runs them all.
+fuzz: fuzz-cli fuzz-kedro
+
+fuzz-cli: install docker-up
+	KVC_FUZZ_SCALE=10 KVC_DOCKERIGNORE_CASES=40 $(PY) -m pytest -q -p no:cacheprovider \
+		tests/cli/test_fuzz_cli.py tests/docker/test_dockerignore_oracle.py
+
 bench: install
 	$(PY) bench/run_all.py
 
-# Long property/differential runs, outside `make test`. FUZZ_SEED replays a run (default: the time).
+# Kedro as the oracle on ~3,000 generated cases. FUZZ_SEED replays a run (default: the time).
 FUZZ_SEED ?=
-fuzz: fuzz-kedro
-
 fuzz-kedro: install
 	$(PY) -m tests.equivalence.fuzz_kedro $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
