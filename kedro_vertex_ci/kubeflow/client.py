@@ -142,8 +142,18 @@ class KfpTarget:
         return versions[0].pipeline_version_id if versions else None
 
     def ensure_experiment(self, name: str, description: str | None = None) -> str:
-        experiment = self._call("create or find the experiment", lambda c: c.create_experiment(
-            name, description=description, namespace=self.namespace))
+        """The experiment's id; created when missing. A concurrent deploy creating it first (409) is fine."""
+        from kfp_server_api.exceptions import ApiException
+
+        try:
+            experiment = self._call("create or find the experiment", lambda c: c.create_experiment(
+                name, description=description, namespace=self.namespace))
+        except CloudError as err:
+            found = self.find_experiment(name) if isinstance(err.__cause__, ApiException) \
+                and err.__cause__.status == 409 else None
+            if found is None:
+                raise
+            return found
         return str(experiment.experiment_id)
 
     # ------------------------------------------------------------------ runs
