@@ -125,11 +125,13 @@ class GcpCloud:
     def run_once(self, compiled: Any, *, labels: Mapping[str, str], params: Mapping[str, str]) -> Submitted:
         """Submit one PipelineJob (params were applied at compile time as the inputs' defaults)."""
         from kedro_vertex_ci.gcp import names
+        from kedro_vertex_ci.gcp.submission import submit_run
         from kedro_vertex_ci.gcp.vertex import pipeline_job_body
 
         settings = self._job_settings(compiled, labels)
         job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
-        job = self._vertex().submit(pipeline_job_body(compiled.spec, settings), job_id)
+        job = submit_run(self._vertex(), pipeline_job_body(compiled.spec, settings), job_id, self.config,
+                         poll_seconds=self.poll_seconds, on_event=self.log)
         url = names.console_run_url(self.config.project_id, self.config.region, job_id)
         return Submitted(job_id=job_id, run_url=url, state=str(job.get("state") or "") or None)
 

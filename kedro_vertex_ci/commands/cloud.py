@@ -241,9 +241,15 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
     settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache)
     vertex, compiled = _connect(ctx, compiled, pipeline, params, build_first, provider, impersonate)
     job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
-    job = vertex.submit(pipeline_job_body(compiled.spec, settings), job_id)
+    job = submission.submit_run(vertex, pipeline_job_body(compiled.spec, settings), job_id, config,
+                                poll_seconds=_poll_seconds(5.0), on_event=lambda m: click.echo(f"  {m}"))
     click.echo(f"Submitted {job_id}")
     click.echo(f"Console: {names.console_run_url(config.project_id, config.region, job_id)}")
+    experiment = submission.experiment_name(config)
+    if experiment:
+        from ..gcp.experiments import console_experiment_url
+
+        click.echo(f"Experiment: {console_experiment_url(config.project_id, config.region, experiment)}")
     if not wait:
         return
     final = _follow(vertex, job, timeout)

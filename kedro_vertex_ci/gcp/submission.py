@@ -93,3 +93,28 @@ def schedule_settings(config: Any, pipeline: str, overrides: dict[str, Any]) -> 
     if prefix_tz and not overrides.get("timezone"):
         base.pop("timezone", None)  # the cron's TZ= prefix says it; the config default must not contradict
     return resolve_settings({pipeline: base}, pipeline, overrides, source="vertexai.yml")
+
+
+def experiment_name(config: Any) -> str | None:
+    """The Vertex AI experiment runs join: ``run_config.experiment_name`` when set."""
+    return getattr(config.run_config, "experiment_name", None) or None
+
+
+def submit_run(vertex: Any, body: dict[str, Any], job_id: str, config: Any, poll_seconds: float = 5.0,
+               on_event: Any = lambda _m: None, context_timeout: float = 300.0) -> dict[str, Any]:
+    """Submit one PipelineJob; with an experiment, as ``PipelineJob.submit(experiment=...)`` does.
+
+    The experiment is found or created before the job (a bad experiment stops the run before it starts);
+    the job's run context is added to it once Vertex made it.
+    """
+    from .experiments import associate_run, ensure_experiment
+
+    name = experiment_name(config)
+    experiment = ensure_experiment(vertex, name, getattr(config.run_config, "experiment_description", None)) \
+        if name else None
+    job = dict(vertex.submit(body, job_id))
+    if experiment is not None:
+        run_context = associate_run(vertex, experiment, job["name"], timeout_seconds=context_timeout,
+                                    poll_seconds=poll_seconds)
+        on_event(f"added {run_context.rsplit('/', 1)[-1]} to experiment {experiment['name'].rsplit('/', 1)[-1]}")
+    return job
