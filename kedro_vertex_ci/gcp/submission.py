@@ -29,12 +29,16 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def run_labels(config: Any, identity: str, pipeline: str, project: Path, extra: dict[str, str]) -> dict[str, str]:
+def run_labels(config: Any, identity: str, pipeline: str, project: Path, extra: dict[str, str],
+               kedro_project: str | None = None) -> dict[str, str]:
+    """Config labels, git labels, then ours: the identity, the pipeline and the Kedro project (which finds a
+    project's schedules again after ``experiment_name`` changed), then ``--labels``."""
     from ..gcp import names
+    from ..gcp.schedules import PROJECT_LABEL
 
     git = names.git_context(os.environ, project)
     own = names.labels({"kvc_project": identity, "kvc_pipeline": "default" if pipeline == "__default__"
-                        else pipeline})
+                        else pipeline, PROJECT_LABEL: kedro_project})
     return {**names.labels(dict(getattr(config.run_config, "labels", {}) or {})), **names.git_labels(git), **own,
             **extra}
 
@@ -76,7 +80,7 @@ def job_settings(project: Path, compiled: Any, pipeline: str, labels: tuple[str,
         root=require_root(config),
         service_account=getattr(config.run_config, "service_account", None),
         network=network(config),
-        labels=run_labels(config, identity, pipeline, project, parse_labels(labels)),
+        labels=run_labels(config, identity, pipeline, project, parse_labels(labels), compiled.project_name),
         enable_caching=cache,
     )
 
