@@ -17,6 +17,7 @@ from kedro_vertex_ci.errors import ConfigError
 from .inputs import Inputs
 
 RUN_ONCE, SCHEDULE, COMPILE = "run-once", "schedule", "compile"
+UNSCHEDULE = "unschedule"
 
 
 @dataclass(frozen=True)
@@ -174,4 +175,5 @@ def decide(inputs: Inputs, event: Event) -> ActionPlan:
     if operation == COMPILE:
         return ActionPlan(COMPILE, False, False, reason)
     comment = operation == RUN_ONCE and (is_pr or (event.name == "push" and event.branch is not None))
-    return ActionPlan(operation, inputs.build, comment, reason, run_labels(event))
+    build = inputs.build and operation != UNSCHEDULE  # deleting a schedule needs no image
+    return ActionPlan(operation, build, comment, reason, run_labels(event))

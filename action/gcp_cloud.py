@@ -165,6 +165,21 @@ class GcpCloud:
         return Scheduled(name=str(deployed.schedule["name"]), cron=schedule.cron_expression)
 
 
+    def unschedule(self, compiled: Any) -> list[str]:
+        """Delete this pipeline's schedule(s); none left is success (a re-run of the job must not fail)."""
+        from kedro_vertex_ci.gcp import names
+        from kedro_vertex_ci.gcp.schedules import schedules_named
+        from kedro_vertex_ci.gcp.submission import stable_identity
+
+        display_name = names.schedule_display_name(stable_identity(self.config, compiled.project_name),
+                                                   _pipeline_of(compiled))
+        vertex = self._vertex()
+        deleted = [s["name"] for s in schedules_named(vertex, display_name) if vertex.delete_schedule(s["name"])]
+        if not deleted:
+            self.log(f"no schedule named {display_name}: nothing to delete")
+        return deleted
+
+
 def _pipeline_of(compiled: Any) -> str:
     return str(getattr(compiled.plan, "kedro_pipeline", "__default__"))
 

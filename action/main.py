@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from kedro_vertex_ci.errors import ConfigError, KvcError
 
 from .cloud import Cloud, CloudTarget, connect_gcp
-from .events import COMPILE, SCHEDULE, ActionPlan, Event, decide, read_event
+from .events import COMPILE, SCHEDULE, UNSCHEDULE, ActionPlan, Event, decide, read_event
 from .github_api import GitHubClient, comment_marker
 from .inputs import Inputs, read_inputs
 from .report import Report, render_comment, render_dry_run, render_summary
@@ -119,6 +119,12 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
     if plan.operation == COMPILE:
         return _finish(state)
     cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask, runner.log)
+    if plan.operation == UNSCHEDULE:
+        with runner.group("Delete the schedule"):
+            deleted = cloud.unschedule(compiled)
+            state.report = state.report.with_(schedule_name=", ".join(deleted) or None)
+            runner.log(f"deleted {len(deleted)} schedule(s)" + (f": {', '.join(deleted)}" if deleted else ""))
+        return _finish(state)
     _connect_github(state, environ)
     if plan.build:
         with runner.group("Build the image with Cloud Build"):

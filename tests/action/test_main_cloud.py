@@ -182,3 +182,16 @@ def test_two_runs_racing_on_one_pr_leave_one_comment(action_env, fake, github) -
     assert any(job_id in github.state.comments[17][0]["body"] for job_id in job_ids)
     for log in logs:
         assert_no_secret(log, fake)
+
+
+def test_mode_unschedule_deletes_the_pipelines_schedule_and_tolerates_none(action_env, fake, github,
+                                                                            monkeypatch) -> None:
+    code, log = run_action(action_env("push_main", cron="0 6 * * 1", build="false"), monkeypatch)
+    assert code == 0, log
+    scheduled, = fake.active_schedules()
+    code, log = run_action(action_env("push_main", mode="unschedule"), monkeypatch)
+    assert code == 0, log
+    assert not fake.schedules and not fake.calls("POST", "builds")
+    assert read_outputs(Path(action_env("push_main")["GITHUB_OUTPUT"]))["schedule-name"] == scheduled["name"]
+    again, log = run_action(action_env("push_main", mode="unschedule"), monkeypatch)
+    assert again == 0 and "nothing to delete" in log
