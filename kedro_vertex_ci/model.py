@@ -42,6 +42,11 @@ class PipelineGraph:
     nodes: tuple[NodeInfo, ...]
     dataset_kinds: Mapping[str, DatasetKind]
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    # ``${runtime_params:KEY}`` in the project's config: each top-level KEY is a pipeline input every step
+    # receives (Kedro resolves the interpolations in the step); parameters built from them are not frozen
+    # into the spec (``runtime_derived``).
+    runtime_keys: tuple[str, ...] = ()
+    runtime_derived: frozenset[str] = frozenset()
 
     def kind(self, dataset: str) -> DatasetKind:
         if dataset == "parameters" or dataset.startswith("params:"):

@@ -31,7 +31,7 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _load_spec(
-    ctx: Ctx, spec_file: Path | None, pipeline: str, image: str | None
+    ctx: Ctx, spec_file: Path | None, pipeline: str, image: str | None, params: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(spec dict, Kedro key -> input name) from ``--spec`` or by compiling the project."""
     from ..errors import ConfigError
@@ -46,7 +46,7 @@ def _load_spec(
         return parse_spec_text(text, str(spec_file)), {}
     from ..compiler import compile_pipeline
 
-    compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image)
+    compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image, runtime_params=params)
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return dict(compiled.spec), {p.key: p.name for p in compiled.plan.params}
@@ -181,7 +181,7 @@ def run_local(
     overrides = _parse_params(params)
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
-        spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
+        spec, aliases = _load_spec(ctx, spec_file, pipeline, image, overrides)
         options = RunOptions(
             root=(root or ctx.project / ".kedro-vertex-ci" / "runs").resolve(),
             run_id=run_id,
