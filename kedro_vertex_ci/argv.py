@@ -18,6 +18,9 @@ STEP_COMMAND = ("kedro-vertex-ci", "step")
 RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 JOB_NAME_PLACEHOLDER = "{{$.pipeline_job_name}}"
 ROOT_PLACEHOLDER = "{{$.pipeline_root}}"
+# kfp's dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER / PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER
+SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"
+CREATE_TIME_PLACEHOLDER = "{{$.pipeline_job_create_time_utc}}"
 
 
 def input_placeholder(name: str) -> str:
@@ -63,6 +66,8 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
     for node in step.nodes:
         args += ["--node", node]
     args += ["--run-id", RUN_ID_PLACEHOLDER, "--job-name", JOB_NAME_PLACEHOLDER, "--root", ROOT_PLACEHOLDER]
+    if plan.run_times:
+        args += ["--scheduled-time", SCHEDULE_TIME_PLACEHOLDER, "--create-time", CREATE_TIME_PLACEHOLDER]
     for dataset in step.reads:
         args += ["--read", dataset]
     for dataset in step.writes:
@@ -141,6 +146,8 @@ class StepInvocation:
     mlflow_start: bool = False  # start the job's MLflow run instead of running nodes
     mlflow_run_id_output: str | None = None  # where --mlflow-start writes the run id
     mlflow_end: bool = False  # end the job's MLflow run with --status (after the nodes, if any)
+    scheduled_time: str | None = None  # the schedule's fire time (empty for a one-off run)
+    create_time: str | None = None  # the job's create time
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -173,6 +180,8 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--mlflow-start", action="store_true")
     parser.add_argument("--mlflow-run-id-output", default=None)
     parser.add_argument("--mlflow-end", action="store_true")
+    parser.add_argument("--scheduled-time", default=None)
+    parser.add_argument("--create-time", default=None)
     ns = parser.parse_args(argv)
     params: dict[str, Any] = {}
     for item in ns.param:
@@ -204,4 +213,6 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
         mlflow_start=ns.mlflow_start,
         mlflow_run_id_output=ns.mlflow_run_id_output,
         mlflow_end=ns.mlflow_end,
+        scheduled_time=ns.scheduled_time,
+        create_time=ns.create_time,
     )

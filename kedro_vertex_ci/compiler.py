@@ -90,6 +90,7 @@ def build_plan(
     overrides: Mapping[str, Any] | None = None,
     on_exit_graph: PipelineGraph | None = None,
     mlflow: bool = False,
+    run_times: bool = False,
 ) -> Plan:
     """The pure middle of the compile: graph + config + options → :class:`Plan`."""
     from .grouping import group_steps
@@ -129,6 +130,7 @@ def build_plan(
         extra_env=_mlflow_env(run_config) if mlflow else {},
         host_aliases=_host_aliases(run_config),
         config_providers=_config_providers(run_config),
+        run_times=run_times,
     )
 
 
@@ -275,7 +277,7 @@ def compile_pipeline(
     keys (``run-local --param`` overrides pipeline inputs, and its runtime keys must reach the compile).
     """
     from .kedro_io import open_project
-    from .runtime.resolvers import deferred_run_values
+    from .runtime.resolvers import RUN_TIME_NAMES, deferred_run_values
     from .settings import unmatched_keys
     from .spec import emit, spec_to_dict, to_json_bytes
 
@@ -284,7 +286,7 @@ def compile_pipeline(
         run_config = parsed.config.run_config
         runtime_keys, runtime_derived, params = _apply_runtime_params(kedro_project, params or {},
                                                                       runtime_params or {})
-        with deferred_run_values():  # parameters holding ${vertex:...} stay for each step to resolve
+        with deferred_run_values() as asked:  # parameters holding ${vertex:...} stay for each step to resolve
             graph = kedro_project.graph(pipeline)
             on_exit_graph = None
             if run_config.on_exit_pipeline:
@@ -301,6 +303,7 @@ def compile_pipeline(
             overrides=params,
             on_exit_graph=on_exit_graph,
             mlflow=_uses_kedro_mlflow(project),
+            run_times=bool(asked & RUN_TIME_NAMES),
         )
         project_name = kedro_project.info.project_name
     warnings = list(parsed.warnings)

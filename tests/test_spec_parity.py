@@ -100,6 +100,12 @@ CASES: dict[str, Plan] = {
         params=ALL_TYPES[:2],
         description="With an exit handler.",
     ),
+    "run-times": _plan(
+        (Step("daily", ("daily_load",), parameters=("epochs",)),),
+        params=ALL_TYPES[1:2],
+        on_exit=Step("notify", ("send_notification",)),
+        run_times=True,
+    ),
     "on-exit-everything": _plan(
         (
             Step("prepare", ("prepare",), parameters=("epochs",)),
@@ -172,5 +178,7 @@ def test_every_case_exercises_what_its_name_says() -> None:
     ]
     assert gpu["accelerator"]["resourceCount"] == "2"
     assert "exit-handler-1" in emitted["on-exit"]["root"]["dag"]["tasks"]
+    daily = emitted["run-times"]["deploymentSpec"]["executors"]["exec-daily"]["container"]["args"]
+    assert daily[daily.index("--scheduled-time") + 1] == "{{$.pipeline_job_schedule_time_utc}}"
     not_cached = emitted["caching-overrides"]["root"]["dag"]["tasks"]["not-cached"]
     assert not_cached["cachingOptions"] == {}

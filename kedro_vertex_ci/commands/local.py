@@ -30,6 +30,19 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
+def _check_time(text: str | None) -> None:
+    from datetime import datetime
+
+    from ..errors import ConfigError
+
+    if text is None:
+        return
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--scheduled-time {text!r}: expected an RFC 3339 time like 2026-01-31T03:00:00Z") from None
+
+
 def _load_spec(
     ctx: Ctx, spec_file: Path | None, pipeline: str, image: str | None, params: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -147,6 +160,13 @@ def _load_spec(
     help="With --run-id of an earlier run: skip the steps it finished, run the failed and skipped ones.",
 )
 @click.option(
+    "--scheduled-time",
+    default=None,
+    metavar="RFC3339",
+    help="Run as a scheduled run fired at this time (${vertex:scheduled_time}), e.g. 2026-01-31T03:00:00Z "
+    "[default: a one-off run, whose scheduled time is its create time: now].",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print a machine-readable result instead of live progress."
 )
 @click.pass_obj
@@ -169,6 +189,7 @@ def run_local(
     from_nodes: tuple[str, ...],
     to_nodes: tuple[str, ...],
     resume: bool,
+    scheduled_time: str | None,
     as_json: bool,
 ) -> None:
     """Dry-run the compiled pipeline locally: the same spec Vertex would get, steps as processes or containers."""
@@ -179,6 +200,7 @@ def run_local(
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
+    _check_time(scheduled_time)
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
         spec, aliases = _load_spec(ctx, spec_file, pipeline, image, overrides)
@@ -193,6 +215,7 @@ def run_local(
             from_nodes=_split_names(from_nodes),
             to_nodes=_split_names(to_nodes),
             resume=resume,
+            scheduled_time=scheduled_time,
         )
         graph = prepare(spec, options).graph
     except BaseException:

@@ -33,6 +33,8 @@ class RunContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     job_resource: str = ""  # pipelineJobResourceName reported to exit handlers
     outputs_dir: str = ""  # where tasks write output parameters: <outputs_dir>/<task>/<name>
+    create_time: str = ""  # {{$.pipeline_job_create_time_utc}}
+    schedule_time: str = ""  # {{$.pipeline_job_schedule_time_utc}}: run-local --scheduled-time
 
 
 def output_file(ctx: RunContext, task: str, name: str) -> str:
@@ -208,6 +210,8 @@ def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]
             "{{$.pipeline_task_name}}": task.name,
             "{{$.pipeline_task_uuid}}": f"{ctx.run_id}-{task.name}",
             "{{$.pipeline_job_resource_name}}": ctx.job_resource,
+            "{{$.pipeline_job_create_time_utc}}": ctx.create_time,
+            "{{$.pipeline_job_schedule_time_utc}}": ctx.schedule_time,
         }
         if token in fixed:
             return fixed[token]

@@ -59,6 +59,7 @@ class RunOptions:
     from_nodes: Sequence[str] = ()
     to_nodes: Sequence[str] = ()
     resume: bool = False  # skip the steps an earlier attempt with this run id finished
+    scheduled_time: str | None = None  # {{$.pipeline_job_schedule_time_utc}}, as a scheduled run gets it
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,8 @@ def run_spec(
         params=params,
         job_resource=f"projects/local/locations/local/pipelineJobs/{job_name}",
         outputs_dir=str(run_dir / "outputs"),
+        create_time=_utc_now(),
+        schedule_time=options.scheduled_time or "",
     )
     check_renderable(graph, ctx)
     _write_json(
@@ -290,3 +293,10 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _utc_now() -> str:
+    """The job's create time as Vertex writes it (RFC 3339, UTC)."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

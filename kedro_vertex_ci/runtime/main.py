@@ -104,7 +104,8 @@ def main(argv: list[str]) -> int:
 
     from .resolvers import register, step_environment
 
-    os.environ.update(step_environment(inv.run_id, inv.job_name, inv.status, inv.root))
+    os.environ.update(step_environment(inv.run_id, inv.job_name, inv.status, inv.root, inv.scheduled_time,
+                                       inv.create_time))
     register()
     if inv.timeout:
         _arm_timeout(inv.timeout)
