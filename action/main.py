@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kedro_vertex_ci.errors import ConfigError, KvcError
+from kedro_vertex_ci.settings import require_pinned_images
 
 from .cloud import Cloud, CloudTarget, connect_gcp
 from .events import COMPILE, SCHEDULE, UNSCHEDULE, ActionPlan, Event, decide, read_event
@@ -118,6 +119,8 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
         return _finish(state)
     if plan.operation == COMPILE:
         return _finish(state)
+    if plan.operation != UNSCHEDULE:
+        require_pinned_images(compiled.plan.resources)
     cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask, runner.log)
     if plan.operation == UNSCHEDULE:
         with runner.group("Delete the schedule"):

@@ -95,7 +95,7 @@ def build_plan(
     """The pure middle of the compile: graph + config + options → :class:`Plan`."""
     from .grouping import group_steps
     from .params import apply_overrides, pipeline_params
-    from .settings import resolve_resources
+    from .settings import check_step_images, resolve_resources
 
     run_config = config.run_config
     _check_overrides_of_run_values(graph.parameters, overrides or {})
@@ -113,6 +113,7 @@ def build_plan(
     steps, on_exit = _without_run_value_params(steps, on_exit, parameters)
     steps, on_exit = _with_runtime_params(steps, on_exit, graph)
     all_steps = (*steps, on_exit) if on_exit else steps
+    check_step_images(run_config, all_steps, {n.name: n.tags for n in combined.nodes})
     used = {key for step in all_steps for key in step.parameters}
     return Plan(
         pipeline_name=pipeline_display_name(run_config, project_name, graph.name),

@@ -103,8 +103,21 @@ class ResourceConfig(_Model):
     retry_backoff: str | None = Field(None, description='Wait before the first retry, e.g. "30s".')
     timeout: int | None = Field(None, gt=0, description="Seconds after which the step runtime fails the step.")
     caching: bool | None = Field(None, description="Override run_config.caching for these steps.")
+    image: str | None = Field(
+        None,
+        description="Image for these steps instead of run_config.image, e.g. a GPU image for training. Such "
+        "nodes share a step only with nodes of the same image. Pin it by digest (IMAGE@sha256:...): the "
+        "GitHub Action builds only run_config.image and refuses an unpinned per-node image.",
+    )
 
     _coerce = field_validator("cpu", "memory", "gpu", mode="before")(_as_str)
+
+    @field_validator("image")
+    @classmethod
+    def _valid_step_image(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError(f"invalid image reference {value!r}")
+        return value
 
     @field_validator("cpu")
     @classmethod

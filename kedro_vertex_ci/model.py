@@ -95,6 +95,7 @@ class Resources:
     boot_disk_size_gb: int | None = None  # None = Vertex's 100 GB
     service_account: str | None = None
     network: str | None = None  # projects/NUMBER/global/networks/NAME
+    image: str | None = None  # the step's own image instead of the plan's (``resources.<key>.image``)
 
     @property
     def custom_job(self) -> bool:

@@ -370,14 +370,14 @@ class _Emitter:
                 step, "accelerator_count", str(resources.accelerator_count), "a non-negative integer"
             )
         pools = customjob.worker_pool_specs(
-            resources, self.plan.image, argv.STEP_COMMAND, args, self.plan.extra_env
+            resources, resources.image or self.plan.image, argv.STEP_COMMAND, args, self.plan.extra_env
         )
         customjob.fill_component(component, step, resources, pools)
         customjob.fill_launcher(self.deployment.executors["exec-" + step.name].container)
 
     def _add_executor(self, step: Step, resources: Resources | None, args: list[str]) -> None:
         container = self.deployment.executors["exec-" + step.name].container
-        container.image = self.plan.image
+        container.image = (resources.image if resources is not None else None) or self.plan.image
         container.command.extend(argv.STEP_COMMAND)
         container.args.extend(args)
         for name in sorted(self.plan.extra_env):

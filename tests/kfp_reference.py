@@ -134,7 +134,8 @@ def _component(plan: Plan, step: Step, by_key: dict[str, PipelineParam], on_exit
         args = _kfp_args(template, params, inputs)
         if on_exit:
             args += ["--on-exit", "--status", f"{inputs['status']}"]
-        return dsl.ContainerSpec(image=plan.image, command=list(argv.STEP_COMMAND), args=args)
+        image = (resources.image if resources is not None else None) or plan.image
+        return dsl.ContainerSpec(image=image, command=list(argv.STEP_COMMAND), args=args)
 
     namespace: dict[str, Any] = {"make_spec": make_spec, "dsl": dsl}
     signature = [f"{p.name}: {ANNOTATIONS[p.type]}" for p in params]

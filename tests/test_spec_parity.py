@@ -100,6 +100,12 @@ CASES: dict[str, Plan] = {
         params=ALL_TYPES[:2],
         description="With an exit handler.",
     ),
+    "per-step-images": _plan(
+        _chain("prepare", "train", "report"),
+        resources={"train": Resources(image="europe-docker.pkg.dev/proj/repo/gpu@sha256:" + "1" * 64,
+                                      accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1),
+                   "report": Resources(image="python:3.12-slim")},
+    ),
     "run-times": _plan(
         (Step("daily", ("daily_load",), parameters=("epochs",)),),
         params=ALL_TYPES[1:2],

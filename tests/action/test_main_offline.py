@@ -119,3 +119,19 @@ def test_entrypoint_subprocess_masks_tokens(project_env: Callable[..., dict[str,
     rest = "\n".join(lines[2:]) + result.stderr
     assert GITHUB_TOKEN not in rest and OIDC_TOKEN not in rest
     assert "would submit" in result.stdout
+
+
+def test_an_unpinned_per_node_image_is_refused_before_any_cloud_call(tmp_path: Path, make_env) -> None:
+    workspace = tmp_path / "workspace"
+    run_config = {**VERTEXAI["run_config"], "resources": {"node_1": {"image": "ghcr.io/acme/gpu:latest"}}}
+    make_project(workspace, "spaceflights", shape="diamond", n=5, vertexai={**VERTEXAI, "run_config": run_config})
+    code, log = _run(make_env("push_branch", working_directory="spaceflights"))
+    assert code == 2, log
+    assert "ghcr.io/acme/gpu:latest (step node-1)" in log and "IMAGE@sha256:DIGEST" in log
+    assert "Traceback" not in log
+
+    pinned = {"node_1": {"image": "ghcr.io/acme/gpu@sha256:" + "a" * 64}}
+    make_project(workspace, "spaceflights", shape="diamond", n=5,
+                 vertexai={**VERTEXAI, "run_config": {**VERTEXAI["run_config"], "resources": pinned}})
+    code, log = _run(make_env("push_branch", working_directory="spaceflights", dry_run="true"))
+    assert code == 0, log
