@@ -115,13 +115,14 @@ def build_plan(
     all_steps = (*steps, on_exit) if on_exit else steps
     check_step_images(run_config, all_steps, {n.name: n.tags for n in combined.nodes})
     used = {key for step in all_steps for key in step.parameters}
+    resources = {step.name: resolve_resources(run_config, step) for step in all_steps}
     return Plan(
         pipeline_name=pipeline_display_name(run_config, project_name, graph.name),
         kedro_pipeline=graph.name,
         image=image or run_config.image,
         env=env or "",
         steps=steps,
-        resources={step.name: resolve_resources(run_config, step) for step in all_steps},
+        resources=resources,
         params=pipeline_params(parameters, used),
         description=run_config.description or "",
         caching=run_config.caching,
@@ -132,7 +133,22 @@ def build_plan(
         host_aliases=_host_aliases(run_config),
         config_providers=_config_providers(run_config),
         run_times=run_times,
+        artifacts=_artifacts(graph, steps, resources) if run_config.artifacts else {},
     )
+
+
+def _artifacts(graph: PipelineGraph, steps: tuple[Step, ...], resources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Per container step, the catalog datasets its nodes write (transcoded names once, by their base)."""
+    outputs = {node.name: node.outputs for node in graph.nodes}
+    declared: dict[str, tuple[str, ...]] = {}
+    for step in steps:
+        if resources[step.name].custom_job:
+            continue
+        written = {o.split("@", 1)[0]: o for n in step.nodes for o in outputs.get(n, ())
+                   if graph.kind(o) is DatasetKind.CATALOG}
+        if written:
+            declared[step.name] = tuple(written[base] for base in sorted(written))
+    return declared
 
 
 def _run_value_keys(parameters: Mapping[str, Any]) -> set[str]:

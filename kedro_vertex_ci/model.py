@@ -159,4 +159,6 @@ class Plan:
     extra_env: Mapping[str, str] = field(default_factory=dict)  # static env for every step
     host_aliases: tuple[HostAlias, ...] = ()  # hosts-file entries every step writes before Kedro starts
     config_providers: tuple[ConfigProvider, ...] = ()  # run in every step before its nodes
+    # run_config.artifacts: per step, the catalog datasets its nodes write, declared as output artifacts
+    artifacts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     run_times: bool = False  # config uses ${vertex:scheduled_time|scheduled_date}: steps get the job's times

@@ -141,7 +141,9 @@ def _component(plan: Plan, step: Step, by_key: dict[str, PipelineParam], on_exit
     signature = [f"{p.name}: {ANNOTATIONS[p.type]}" for p in params]
     if on_exit:
         signature.append("status: dsl.PipelineTaskFinalStatus")
-    names = [p.name for p in params] + (["status"] if on_exit else [])
+    outputs = list(argv.artifact_names(plan.artifacts.get(step.name, ())).values())
+    signature += [f"{name}: dsl.Output[dsl.Dataset]" for name in outputs]
+    names = [p.name for p in params] + (["status"] if on_exit else []) + outputs
     call = ", ".join(f"{name}={name}" for name in names)
     func_name = _python_name(step.name)
     _define(f"def {func_name}({', '.join(signature)}):\n    return make_spec({call})\n", namespace)

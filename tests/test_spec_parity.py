@@ -106,6 +106,11 @@ CASES: dict[str, Plan] = {
                                       accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1),
                    "report": Resources(image="python:3.12-slim")},
     ),
+    "artifacts": _plan(
+        FAN,
+        artifacts={"split": ("test", "train"), "evaluate": ("report@pandas", "metrics")},
+        params=ALL_TYPES[1:2],
+    ),
     "run-times": _plan(
         (Step("daily", ("daily_load",), parameters=("epochs",)),),
         params=ALL_TYPES[1:2],
@@ -184,6 +189,8 @@ def test_every_case_exercises_what_its_name_says() -> None:
     ]
     assert gpu["accelerator"]["resourceCount"] == "2"
     assert "exit-handler-1" in emitted["on-exit"]["root"]["dag"]["tasks"]
+    split = emitted["artifacts"]["components"]["comp-split"]["outputDefinitions"]["artifacts"]
+    assert split["train"]["artifactType"] == {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}
     daily = emitted["run-times"]["deploymentSpec"]["executors"]["exec-daily"]["container"]["args"]
     assert daily[daily.index("--scheduled-time") + 1] == "{{$.pipeline_job_schedule_time_utc}}"
     not_cached = emitted["caching-overrides"]["root"]["dag"]["tasks"]["not-cached"]

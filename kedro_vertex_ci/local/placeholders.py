@@ -198,6 +198,12 @@ def _final_status(group: str, ctx: RunContext, statuses: Mapping[str, str]) -> d
     }
 
 
+def _executor_input(task: Task, ctx: RunContext) -> str:
+    """The part of KFP's ExecutorInput a step reads: where to write its ExecutorOutput (as Vertex's launcher)."""
+    return json.dumps({"outputs": {"outputFile": output_file(ctx, task.name, "executor_output.json")}},
+                      sort_keys=True)
+
+
 def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]) -> str:
     """Replace every ``{{$...}}`` placeholder in one argv item. Unknown placeholders raise ConfigError."""
 
@@ -212,6 +218,7 @@ def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]
             "{{$.pipeline_job_resource_name}}": ctx.job_resource,
             "{{$.pipeline_job_create_time_utc}}": ctx.create_time,
             "{{$.pipeline_job_schedule_time_utc}}": ctx.schedule_time,
+            "{{$}}": _executor_input(task, ctx),
         }
         if token in fixed:
             return fixed[token]

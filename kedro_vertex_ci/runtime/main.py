@@ -124,6 +124,10 @@ def main(argv: list[str]) -> int:
 
         return run_task(inv, project)
     extra_hooks = _mlflow_hooks(inv)
+    if inv.executor_input and inv.artifacts:
+        from .artifacts import RecordArtifacts
+
+        extra_hooks = (*extra_hooks, RecordArtifacts(inv.executor_input, inv.artifacts, project))
 
     from ..dynamic_config import ProviderError
     from .session import InjectIntermediates, StepSetupError, run_step
