@@ -310,6 +310,13 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
     from ..gcp.vertex import pipeline_job_body
 
     if manage is not None:
+        deploy_options = (cron_expression, timezone, start_time, end_time, max_run_count, max_concurrent_run_count,
+                          allow_queueing, image, cache, *params, *labels)
+        if build_first or any(value is not None and value != () for value in deploy_options):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"schedule --{manage} takes only -p/--pipeline: the other options describe a "
+                              f"schedule to deploy (run `schedule` without --{manage} for that)")
         _manage_schedule(ctx, manage, pipeline, provider, impersonate)
         return
     compiled = _compile(ctx, pipeline, image, params)

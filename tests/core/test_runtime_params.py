@@ -40,7 +40,7 @@ limit: ${runtime_params:limit, 10}
 
 
 @pytest.fixture
-def project(kedro_new_project: Path) -> Path:
+def project(kedro_new_project: Path, fresh_demo_modules: None) -> Path:
     (kedro_new_project / "src" / "demo" / "pipeline_registry.py").write_text(REGISTRY)
     (kedro_new_project / "conf" / "base" / "parameters.yml").write_text(PARAMETERS)
     (kedro_new_project / "conf" / "base" / "vertexai.yml").write_text(minimal_vertexai())

@@ -56,7 +56,9 @@ def test_run_once_submits_the_compiled_spec_with_identity_network_and_git_labels
 
 
 def test_run_once_wait_follows_and_fails_when_the_run_fails(fake, cli_env, cloud_project):
-    fake.job_states = ["PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", "PIPELINE_STATE_FAILED"]
+    # one RUNNING poll goes to waiting for the run's experiment context, one to following the run
+    fake.job_states = ["PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", "PIPELINE_STATE_RUNNING",
+                       "PIPELINE_STATE_FAILED"]
     result = _invoke(cloud_project, cli_env, "run-once", "--wait")
     assert result.exit_code == 1
     assert "RUNNING" in result.output and "ended PIPELINE_STATE_FAILED" in result.output

@@ -51,6 +51,8 @@ def test_managing_a_schedule_that_does_not_exist_fails_clearly(fake, cli_env, cl
         assert "Traceback" not in result.output
     unknown = _invoke(cloud_project, cli_env, "schedule", "--pause", "-p", "nope")
     assert unknown.exit_code == 2 and "no such pipeline" in unknown.output
+    mixed = _invoke(cloud_project, cli_env, "schedule", "--delete", "--cron", "0 1 * * *")
+    assert mixed.exit_code == 2 and "takes only -p/--pipeline" in mixed.output
     assert not fake.calls("POST", "schedules")
 
 

@@ -33,7 +33,7 @@ def register_pipelines():
 
 
 @pytest.fixture
-def project(kedro_new_project: Path) -> Path:
+def project(kedro_new_project: Path, fresh_demo_modules: None) -> Path:
     (kedro_new_project / "src" / "demo" / "pipeline_registry.py").write_text(REGISTRY)
     (kedro_new_project / "conf" / "base" / "catalog.yml").write_text(
         "table:\n  type: json.JSONDataset\n  filepath: data/02_intermediate/table.json\n")

@@ -34,7 +34,7 @@ def register_pipelines():
 
 
 @pytest.fixture
-def project(kedro_new_project: Path) -> Path:
+def project(kedro_new_project: Path, fresh_demo_modules: None) -> Path:
     (kedro_new_project / "src" / "demo" / "pipeline_registry.py").write_text(REGISTRY)
     (kedro_new_project / "conf" / "base" / "parameters.yml").write_text(
         "day: ${vertex:scheduled_date}\nstamp: ${vertex:scheduled_time}\n")
