@@ -232,14 +232,6 @@ class GcpCloud:
         zone = f"TZ={settings.timezone} " if settings.timezone else ""
         return Scheduled(name=str(deployed.schedule["name"]), cron=f"{zone}{settings.cron_expression}")
 
-
-def _earlier(their_run: str | None, our_run: str | None) -> bool:
-    """Whether a job's workflow run came before ours (unknown on either side: assume it did)."""
-    if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):
-        return True
-    return int(their_run) < int(our_run)
-
-
     def unschedule(self, compiled: Any) -> list[str]:
         """Delete this pipeline's schedule(s); none left is success (a re-run of the job must not fail)."""
         from kedro_vertex_ci.gcp import names
@@ -253,6 +245,13 @@ def _earlier(their_run: str | None, our_run: str | None) -> bool:
         if not deleted:
             self.log(f"no schedule named {display_name}: nothing to delete")
         return deleted
+
+
+def _earlier(their_run: str | None, our_run: str | None) -> bool:
+    """Whether a job's workflow run came before ours (unknown on either side: assume it did)."""
+    if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):
+        return True
+    return int(their_run) < int(our_run)
 
 
 def _pipeline_of(compiled: Any) -> str:
