@@ -37,7 +37,7 @@ def measure_docker(work: Path, tools: Tools, repeats: Repeats) -> Measure:
         notes=[
             "Cold build: `docker build --no-cache` of the exact context run-local sends (the Cloud Build "
             "context), FROM the example's offline dependency image, so it measures the project layers, not "
-            "downloading Python packages. No-op check: `run-local --runner docker` (auto) minus the same run "
+            "downloading Python packages. No-op check: timed alone (a process hashing the context and asking the engine for the tag), and as "
             "with `--build never --image <tag>` — hashing the context and asking the engine for the tag."
         ],
     )
