@@ -37,8 +37,9 @@ def measure_docker(work: Path, tools: Tools, repeats: Repeats) -> Measure:
         notes=[
             "Cold build: `docker build --no-cache` of the exact context run-local sends (the Cloud Build "
             "context), FROM the example's offline dependency image, so it measures the project layers, not "
-            "downloading Python packages. No-op check: timed alone (a process hashing the context and asking the engine for the tag), and as "
-            "with `--build never --image <tag>` — hashing the context and asking the engine for the tag."
+            "downloading Python packages. No-op check: timed alone (a process that hashes the context and asks "
+            "the engine for the tag), and as `run-local --runner docker` (auto) over the same run with "
+            "`--build never --image <tag>`."
         ],
     )
     table = Table("Seconds — min / median / max", ["what", "time", "ratio"])
