@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kedro_vertex_ci.errors import ConfigError, Problem
 
-MODES = ("auto", "run-once", "schedule", "compile")
+MODES = ("auto", "run-once", "schedule", "unschedule", "compile")
 TARGETS = ("vertex", "kfp")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _TRUE = {"true", "yes", "on", "1"}

@@ -175,6 +175,19 @@ class KfpCloud:
         return Scheduled(name=deployed.recurring_run_id, cron=f"{cron} (UTC)")
 
 
+    def unschedule(self, compiled: Any) -> list[str]:
+        """Delete this pipeline's recurring run(s); none left is success (a re-run of the job must not fail)."""
+        from kedro_vertex_ci.kubeflow.deploy import pipeline_name
+
+        name = pipeline_name(self.config, compiled.project_name, _pipeline_of(compiled))
+        deleted = [str(r.recurring_run_id) for r in self.target.recurring_runs(name)]
+        for rid in deleted:
+            self.target.delete_recurring(rid)
+        if not deleted:
+            self.log(f"no recurring run named {name}: nothing to delete")
+        return deleted
+
+
 def _earlier(their_run: str | None, our_run: str | None) -> bool:
     """Whether a run's workflow run came before ours (unknown on either side: assume it did)."""
     if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):

@@ -217,10 +217,10 @@ class KfpTarget:
         replaced = tuple(str(r.recurring_run_id) for r in self.recurring_runs(display_name)
                          if r.recurring_run_id != keep.recurring_run_id)
         for rid in replaced:
-            self._delete_recurring(rid)
+            self.delete_recurring(rid)
         return Deployed(str(keep.recurring_run_id), replaced)
 
-    def _delete_recurring(self, rid: str) -> None:
+    def delete_recurring(self, rid: str) -> None:
         """Delete; already gone is fine (a concurrent deploy deleted it first)."""
         from kfp_server_api.exceptions import ApiException
 

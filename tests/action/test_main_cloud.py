@@ -265,6 +265,19 @@ def test_an_image_already_tagged_with_the_commit_is_not_rebuilt(action_env, fake
     assert len(fake.calls("POST", r"/builds$")) == 1  # force: true rebuilds
 
 
+def test_mode_unschedule_deletes_the_pipelines_schedule_and_tolerates_none(action_env, fake, github,
+                                                                            monkeypatch) -> None:
+    code, log = run_action(action_env("push_main", cron="0 6 * * 1", build="false"), monkeypatch)
+    assert code == 0, log
+    scheduled, = fake.active_schedules()
+    code, log = run_action(action_env("push_main", mode="unschedule"), monkeypatch)
+    assert code == 0, log
+    assert not fake.schedules and not fake.calls("POST", "builds")
+    assert read_outputs(Path(action_env("push_main")["GITHUB_OUTPUT"]))["schedule-name"] == scheduled["name"]
+    again, log = run_action(action_env("push_main", mode="unschedule"), monkeypatch)
+    assert again == 0 and "nothing to delete" in log
+
+
 def test_a_kfp_target_builds_with_cloud_build_and_runs_on_kubeflow(action_env, fake, github, monkeypatch) -> None:
     """Issue 15: the target and kfp-host inputs switch a Vertex project to KFP; the image is still built by Cloud
     Build (Google credentials through WIF) and the KFP run's pipeline version runs exactly that digest."""

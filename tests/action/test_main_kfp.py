@@ -110,6 +110,13 @@ def test_push_to_the_default_branch_keeps_exactly_one_recurring_run(kfp, kfp_env
     outputs = read_outputs(Path(env["GITHUB_OUTPUT"]))
     assert outputs["schedule-name"] == enabled[0]["recurring_run_id"] and outputs["job-id"] == ""
     assert not github.calls()
+    # mode unschedule builds nothing, so even with build: true it needs no OIDC token on KFP
+    env = {**kfp_env("push_main", mode="unschedule"), "INPUT_BUILD": "true"}
+    code, log = _run(env)
+    assert code == 0, log
+    assert not kfp.recurring and read_outputs(Path(env["GITHUB_OUTPUT"]))["schedule-name"] == outputs["schedule-name"]
+    code, log = _run(env)
+    assert code == 0 and "nothing to delete" in log, log
 
 
 def test_pull_request_with_dex_from_the_steps_env_comments_the_kfp_ui_link(kfp, kfp_env, github) -> None:
