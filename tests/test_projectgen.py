@@ -74,7 +74,7 @@ def test_generated_project_runs_with_kedro_run(tmp_path: Path) -> None:
         width=3,
         catalog=["ds_4", last],
         params=params,
-        vertexai={"project_id": "p", "region": "europe-west1"},
+        vertexai={"project_id": "demo-project", "region": "europe-west1"},
     )
     assert (project / "conf" / "base" / "vertexai.yml").read_text().startswith("project_id: p")
     result = subprocess.run(
