@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: install demo test test-fast lint docs bench docker-up docker-down clean
+.PHONY: install demo test test-fast lint docs bench docker-up docker-down clean fuzz fuzz-config
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,12 @@ test: install lint docker-up
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not docker"
+
+# Longer fuzzing tiers (make test runs the short ones). KVC_FUZZ_SCALE multiplies the cases of each tier.
+fuzz: fuzz-config
+
+fuzz-config: install
+	KVC_FUZZ_SCALE=$${KVC_FUZZ_SCALE:-10} $(PY) -m pytest -q -p no:cacheprovider tests/core/test_config_fuzz.py
 
 bench: install
 	$(PY) bench/run_all.py

@@ -133,13 +133,18 @@ class KedroProject:
             from .yaml_guard import read_document
 
             documents = []
-            for path in _loaded_config_files(self._context.config_loader, self.conf_root, self._env_order()):
-                try:
-                    data = path.read_bytes()
-                except OSError as err:
-                    raise ConfigError([Problem(str(path), "", f"cannot read the file: {err.strerror or err}")]) from None
-                documents.append(read_document(str(path), data))
-            _check_duplicates_across_files(documents)
+            loader = self._context.config_loader
+            for env in self._env_order():
+                in_env = []
+                for path in _loaded_config_files(loader, self.conf_root, env):
+                    try:
+                        data = path.read_bytes()
+                    except OSError as err:
+                        problem = Problem(str(path), "", f"cannot read the file: {err.strerror or err}")
+                        raise ConfigError([problem]) from None
+                    in_env.append(read_document(str(path), data))
+                _check_duplicates_across_files(in_env)
+                documents += in_env
             self._documents = documents
         return self._documents
 
@@ -244,8 +249,8 @@ class _CompileCredentials(dict):  # type: ignore[type-arg]
 _CONFIG_SUFFIXES = {".yml", ".yaml", ".json"}
 
 
-def _loaded_config_files(loader: Any, conf_root: Path, envs: list[str]) -> list[Path]:
-    """The local files a Kedro config loader reads for ``vertexai``, most specific environment first.
+def _loaded_config_files(loader: Any, conf_root: Path, env: str) -> list[Path]:
+    """The local files a Kedro config loader reads for ``vertexai`` in one environment folder.
 
     Asked of the loader itself where it can tell (OmegaConfigLoader: its patterns, its hidden-file rule,
     its yaml/yml/json suffixes), so the line locator never opens a file Kedro skipped.
@@ -253,18 +258,19 @@ def _loaded_config_files(loader: Any, conf_root: Path, envs: list[str]) -> list[
     patterns = getattr(loader, "config_patterns", {}).get("vertexai", VERTEXAI_PATTERNS)
     is_hidden = getattr(loader, "_is_hidden", None)
     ignore_hidden = getattr(loader, "ignore_hidden", True)
+    folder = conf_root / env
+    found: set[Path] = set()
+    for pattern in patterns:
+        found.update(folder.glob(pattern))
+        if pattern.endswith("**"):  # fsspec's "**" also yields files; pathlib's (before 3.13) only folders
+            found.update(folder.glob(pattern + "/*"))
     files: list[Path] = []
-    for env in envs:
-        folder = conf_root / env
-        found: set[Path] = set()
-        for pattern in patterns:
-            found.update(folder.glob(pattern))
-        for path in sorted(found):
-            hidden = is_hidden(str(path)) if callable(is_hidden) else any(
-                part.startswith(".") for part in path.relative_to(conf_root).parts
-            )
-            if path.suffix in _CONFIG_SUFFIXES and path.is_file() and not (ignore_hidden and hidden):
-                files.append(path)
+    for path in sorted(found):
+        hidden = is_hidden(str(path)) if callable(is_hidden) else any(
+            part.startswith(".") for part in path.relative_to(conf_root).parts
+        )
+        if path.suffix in _CONFIG_SUFFIXES and path.is_file() and not (ignore_hidden and hidden):
+            files.append(path)
     return files
 
 
@@ -276,22 +282,18 @@ def _top_level_keys(document: YamlDocument) -> set[tuple[str, ...]]:
 def _check_duplicates_across_files(documents: list[YamlDocument]) -> None:
     """Kedro refuses a key set by two files of one environment folder; say which key, where (file, line)."""
     problems = []
-    by_folder: dict[Path, list[YamlDocument]] = {}
-    for document in documents:
-        by_folder.setdefault(Path(document.path).parent, []).append(document)
-    for folder_documents in by_folder.values():
-        for i, first in enumerate(folder_documents):
-            for second in folder_documents[i + 1 :]:
-                for key in sorted(_top_level_keys(first) & _top_level_keys(second)):
-                    problems.append(
-                        Problem(
-                            second.path,
-                            ".".join(key),
-                            f"also set in {first.path}:{first.lines.get(key)}; Kedro refuses the same top-level "
-                            "key in two files of one environment folder: keep it in one file",
-                            second.lines.get(key),
-                        )
+    for i, first in enumerate(documents):
+        for second in documents[i + 1 :]:
+            for key in sorted(_top_level_keys(first) & _top_level_keys(second)):
+                problems.append(
+                    Problem(
+                        second.path,
+                        ".".join(key),
+                        f"also set in {first.path}:{first.lines.get(key)}; Kedro refuses the same top-level "
+                        "key in two files of one environment folder: keep it in one file",
+                        second.lines.get(key),
                     )
+                )
     if problems:
         raise ConfigError(problems)
 

@@ -10,7 +10,6 @@ values or ConfigError out.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -87,23 +86,31 @@ def _mark_line(event: yaml.Event) -> int | None:
     return int(mark.line) + 1 if mark is not None else None
 
 
-def _check_nesting(path: str, text: str) -> None:
-    """Refuse deep nesting from the event stream (iterative) before anything recursive sees the file."""
+def _check_nesting(path: str, text: str) -> bool:
+    """Refuse deep nesting from the event stream (iterative) before anything recursive sees the file.
+
+    Returns whether the file uses aliases (only then can its expansion outgrow the text).
+    """
     depth = 0
+    aliases = False
     for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            aliases = True
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
                 raise _fail(path, f"nests deeper than {MAX_DEPTH} levels", _mark_line(event))
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
+    return aliases
 
 
-def _compose(path: str, text: str) -> yaml.Node | None:
+def _compose(path: str, text: str) -> tuple[yaml.Node | None, bool]:
+    """The document's node graph, and whether it uses aliases."""
     try:
         _check_characters(path, text)
-        _check_nesting(path, text)
-        return yaml.compose(text, Loader=_LOADER)
+        aliases = _check_nesting(path, text)
+        return yaml.compose(text, Loader=_LOADER), aliases
     except yaml.YAMLError as err:
         if "nesting depth" in str(err):  # libyaml's own limit, met before ours on very deep flow nesting
             raise _fail(path, f"nests deeper than {MAX_DEPTH} levels", _problem_line(err, text)) from None
@@ -247,18 +254,31 @@ def read_document(path: str, data: bytes | str) -> YamlDocument:
     text = decode(path, data) if isinstance(data, bytes) else data
     if isinstance(data, str) and len(text) > MAX_BYTES:
         raise _fail(path, f"is {len(text):,} characters; a config file over {MAX_BYTES:,} is refused")
-    root = _compose(path, text)
+    root, aliases = _compose(path, text)
     if root is not None:
-        _check_expansion(path, root)
+        if aliases:
+            _check_expansion(path, root)
         _check_values(path, root)
     value_lines, leaves = _key_lines(root)
     lines = {**value_lines, **_key_lines_of_mapping(root)}
+    _remember_lines(text, lines)
     return YamlDocument(path=path, text=text, lines=lines, leaves=leaves)
 
 
-@functools.lru_cache(maxsize=16)
+_RECENT_LINES: dict[str, dict[KeyPath, int]] = {}
+
+
+def _remember_lines(text: str, lines: dict[KeyPath, int]) -> None:
+    """Keep the last few documents' key lines: the locator asks for the files just read."""
+    _RECENT_LINES[text] = lines
+    while len(_RECENT_LINES) > 8:
+        del _RECENT_LINES[next(iter(_RECENT_LINES))]
+
+
 def key_lines(text: str) -> dict[KeyPath, int]:
     """Key path → line for text that may be anything (never raises; empty when unreadable or hostile)."""
+    if text in _RECENT_LINES:
+        return _RECENT_LINES[text]
     try:
         return read_document("", text).lines
     except (ConfigError, RecursionError, MemoryError):

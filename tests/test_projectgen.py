@@ -76,7 +76,7 @@ def test_generated_project_runs_with_kedro_run(tmp_path: Path) -> None:
         params=params,
         vertexai={"project_id": "demo-project", "region": "europe-west1"},
     )
-    assert (project / "conf" / "base" / "vertexai.yml").read_text().startswith("project_id: p")
+    assert (project / "conf" / "base" / "vertexai.yml").read_text().startswith("project_id: demo-project")
     result = subprocess.run(
         [str(VENV_BIN / "kedro"), "run"], cwd=project, env=ENV, capture_output=True, text=True, timeout=180
     )

@@ -173,7 +173,7 @@ BAD_CONFIGS = {
             "F:9: run_config.imagee: unknown key; did you mean 'image'?",
         ],
     ),
-    "not YAML": ("project_id: [p\n", ["F:2: not valid YAML: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)"]),
+    "not YAML": ("project_id: [p\n", ["F:2: not valid YAML: did not find expected ',' or ']' (while parsing a flow sequence)"]),
 }
 
 

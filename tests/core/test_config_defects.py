@@ -8,6 +8,7 @@ the line and the key. Before the fixes each case crashed with a traceback, hung,
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -160,6 +161,14 @@ CASES: dict[str, tuple[dict[str, bytes | str], int, list[str]]] = {
         {"vertexai.yml": OK, "vertexai_more.yml": "run_config:\n  caching: false\n"}, 2,
         ["{D}/vertexai_more.yml:1: run_config: also set in {F}:3; Kedro refuses the same top-level key"],
     ),
+    "duplicate top-level key between a file and a vertexai/ folder": (
+        {"vertexai.yml": OK, "vertexai/more.yml": "# more\nbuild:\n  timeout: 60\nrun_config:\n  caching: false\n"}, 2,
+        ["{F}:3: run_config: also set in {D}/vertexai/more.yml:4; Kedro refuses"],
+    ),
+    "key in a vertexai/ folder file is located there": (
+        {"vertexai.yml": OK, "vertexai/more.yml": "# more\nbuild:\n  timeout: 0\n"}, 2,
+        ["{D}/vertexai/more.yml:3: build.timeout: Input should be greater than 0"],
+    ),
     "Kedro loader error names the file": (
         {"vertexai.yml": OK + "  experiment_name: ${kvc_surely_not_set}\n"}, 2,
         ["{F}:5: run_config.experiment_name: Kedro's config loader refused it:", "kvc_surely_not_set"],
@@ -186,13 +195,14 @@ def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def project(template_project: Path) -> Path:
     """The module's project with only the vertexai files a case writes (one Kedro bootstrap for all cases)."""
     for path in config_path(template_project).parent.glob("vertexai*"):
-        path.unlink()
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     return template_project
 
 
 def _compile(project: Path, files: dict[str, bytes | str], output: Path):  # type: ignore[no-untyped-def]
     folder = config_path(project).parent
     for name, content in files.items():
+        (folder / name).parent.mkdir(exist_ok=True)
         (folder / name).write_bytes(content.encode() if isinstance(content, str) else content)
     vertexai = files.get("vertexai.yml", "")
     return cli_outcome(project, vertexai.encode() if isinstance(vertexai, str) else vertexai, output)
@@ -281,6 +291,17 @@ def test_without_resources_the_spec_sets_no_limits(project: Path, tmp_path: Path
     assert outcome.code == 0, outcome.message
     executors = json.loads(json.dumps(outcome.spec))["deploymentSpec"]["executors"]
     assert executors and all("resources" not in e["container"] for e in executors.values())
+
+
+def test_an_emoji_in_the_description_gives_a_spec_kfp_loads_from_the_file(project: Path, tmp_path: Path) -> None:
+    """kfp (and aiplatform) read spec files with a YAML parser: an escaped surrogate pair came back broken."""
+    from kfp import components
+
+    text = OK + "  description: \"Nightly 🚀 run\"\n"
+    outcome = _compile(project, {"vertexai.yml": text}, tmp_path / "out.json")
+    assert outcome.code == 0, outcome.message
+    component = components.load_component_from_file(str(tmp_path / "out.json"))
+    assert component.pipeline_spec.pipeline_info.description == "Nightly 🚀 run"
 
 
 def test_the_full_valid_config_of_the_fuzzer_compiles(project: Path, tmp_path: Path) -> None:
