@@ -39,7 +39,8 @@ BUILD_MACHINE_TYPES = frozenset({"N1_HIGHCPU_8", "N1_HIGHCPU_32", "E2_HIGHCPU_8"
 RULES: dict[str, str] = {
     "project_id": "6-30 characters: lowercase ASCII letters, digits and hyphens, starting with a letter and not "
     "ending with a hyphen (Resource Manager); a domain-scoped `example.com:my-project` is accepted too.",
-    "region": "a Google Cloud region such as `europe-west1` or `us-central1` (`build.region` also takes `global`).",
+    "region": "a Google Cloud region such as `europe-west1` or `us-central1` (`build.region` also takes `global`). "
+    "project_id and region are checked so when run_config.target is vertex (a kfp target uses neither).",
     "buckets": "`root` and `build.staging_bucket` name Cloud Storage buckets: 3-63 characters (up to 222 with "
     "dots, each dot-separated part at most 63) of lowercase letters, digits, `-`, `_` and `.`, starting and "
     "ending with a letter or digit, not an IP address, not starting with `goog`, not containing `google`.",
