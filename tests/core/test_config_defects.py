@@ -280,7 +280,9 @@ def test_run_config_volume_is_a_migration_warning(project: Path, tmp_path: Path)
 def test_start_and_end_time_none_mean_not_set(project: Path) -> None:
     from kedro_vertex_ci.config import load_config_file
 
-    config_path(project).write_text(_schedule(start_time="none", end_time="None", max_run_count="none"))
+    config_path(project).write_text(
+        _schedule(cron_expression="'0 3 * * *'", start_time="none", end_time="None", max_run_count="none")
+    )
     schedule = load_config_file(config_path(project)).config.run_config.schedule_for("__default__")
     assert (schedule.start_time, schedule.end_time, schedule.max_run_count) == (None, None, None)
 
