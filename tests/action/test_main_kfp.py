@@ -151,7 +151,7 @@ def test_dry_run_names_the_kfp_target_from_the_inputs(tmp_path: Path) -> None:
     """A Vertex project switched to KFP by the target and kfp-host inputs; bad combinations exit 2."""
     workspace = tmp_path / "workspace"
     project = make_project(workspace, "demo", shape="chain", n=2, vertexai={
-        "project_id": "acme", "region": "europe-west4",
+        "project_id": "acme-ml", "region": "europe-west4",
         "run_config": {"image": "registry.example.com/demo:1", "root": "gs://acme/root"}})
     base = dict(working_directory=project.name, requirements="", oidc=False)
     env = runner_env("pull_request", workspace, dry_run="true", target="kfp", kfp_host="https://kf.example.com/pipeline",
