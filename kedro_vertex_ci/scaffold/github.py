@@ -84,14 +84,15 @@ def render_workflow(
 
 
 def render_dependabot(working_directory: str = ".") -> str:
-    """Weekly update PRs for the pinned actions, the Dockerfile's base image and the project's requirements."""
+    """Weekly update PRs for the pinned actions, the Dockerfile's base image and the project's requirements;
+    a release must be a week old first (a compromised release is usually pulled within days)."""
     folder = "/" if working_directory in ("", ".") else f"/{working_directory}"
     entries = [("github-actions", "/"), ("docker", folder), ("pip", folder)]
     lines = ["# Keeps the pins of the kedro-vertex workflow and image fresh (written by `kedro-vertex-ci init --github`).",
              "version: 2", "updates:"]
     for ecosystem, directory in entries:
         lines += [f"  - package-ecosystem: {ecosystem}", f'    directory: "{directory}"',
-                  "    schedule:", "      interval: weekly"]
+                  "    schedule:", "      interval: weekly", "    cooldown:", "      default-days: 7"]
     return "\n".join(lines) + "\n"
 
 
