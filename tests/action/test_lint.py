@@ -150,7 +150,10 @@ def test_workflow_security_shape(generated: Path) -> None:
 
 
 def test_release_script_can_pin_the_published_image() -> None:
-    """scripts/release-action-image.sh rewrites exactly this line to `docker://REPO@sha256:…`."""
+    """scripts/stamp-action.sh rewrites exactly this line to `docker://REPO@sha256:…` (tests/test_release.py
+    dry-runs it); both release paths call it."""
     lines = (ROOT / "action.yml").read_text().splitlines()
     assert lines.count("  image: Dockerfile") == 1
-    assert "s|^  image: Dockerfile$|" in (ROOT / "scripts" / "release-action-image.sh").read_text()
+    assert "s|^  image: Dockerfile$|" in (ROOT / "scripts" / "stamp-action.sh").read_text()
+    for caller in ("scripts/release-action-image.sh", ".github/workflows/release.yml"):
+        assert "scripts/stamp-action.sh" in (ROOT / caller).read_text(), caller
