@@ -97,13 +97,11 @@ def render_dependabot(working_directory: str = ".") -> str:
 
 
 def kedro_vertex_ci_requirement() -> str:
-    """``kedro-vertex-ci==<installed version>``: the image runs the same step runtime that compiled the spec."""
-    from importlib.metadata import PackageNotFoundError, version
+    """``kedro-vertex-ci==<this version>``: the image runs the step runtime of the version that compiles the
+    spec (the Action of the same release), so steps understand the compiled command lines."""
+    from .. import __version__
 
-    try:
-        return f"kedro-vertex-ci=={version('kedro-vertex-ci')}"
-    except PackageNotFoundError:
-        return "kedro-vertex-ci"
+    return f"kedro-vertex-ci=={__version__}"
 
 
 def render_dockerfile(*, has_requirements: bool, base_image: str = PROJECT_BASE_IMAGE) -> str:
