@@ -8,6 +8,7 @@ pin it later). Nothing here ever invents a SHA.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -108,8 +109,6 @@ def ls_remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT, run: Runner 
 
 
 def _non_interactive_env() -> dict[str, str]:
-    import os
-
     # Never prompt for credentials (a private or missing repository must fail fast, not hang).
     return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true"}
 
