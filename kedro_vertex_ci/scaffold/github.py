@@ -114,7 +114,7 @@ def render_dockerfile(*, has_requirements: bool, base_image: str = PROJECT_BASE_
             "REQUIREMENTS_ARGS": "-r requirements.txt " if has_requirements else "",
             "KVC_REQUIREMENT": kedro_vertex_ci_requirement(),
         },
-    ).replace("\n\n\nRUN", "\nRUN")
+    ).replace("\n\nRUN python3 -m venv", "\nRUN python3 -m venv")
 
 
 def render_dockerignore() -> str:

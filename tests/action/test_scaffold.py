@@ -128,6 +128,9 @@ def test_dockerfile_pins_this_version_and_creates_conf_local() -> None:
     text = render_dockerfile(has_requirements=False)
     assert f'"kedro-vertex-ci=={__version__}"' in text
     assert "mkdir -p conf/local" in text  # the build context never carries conf/local (Kedro's default env)
+    assert "spec.\nRUN python3 -m venv" in text  # no stray blank line where the requirements copy would be
+    with_requirements = render_dockerfile(has_requirements=True)
+    assert "spec.\nCOPY requirements.txt ./\nRUN python3 -m venv" in with_requirements
 
 
 def test_init_github_from_the_cli_pins_the_action_by_sha(tmp_path: Path, remotes: dict) -> None:
