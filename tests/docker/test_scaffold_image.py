@@ -33,7 +33,8 @@ from kedro_vertex_ci.gcp.source import collect_files, make_tarball
 
 from .conftest import BASE_IMAGE, EXAMPLE, EXAMPLE_IMAGE, Built, context_dir, docker, tail
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# A cold build installs the example's and kedro-vertex-ci's dependencies into the image: minutes on 2 cores.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 BIN = Path(sys.executable).parent
 TAG = "kvc-test-init-github-scaffold:latest"
@@ -88,9 +89,7 @@ def wheel_index(example_image: Built, docker_env: dict[str, str], tmp_path_facto
     key = hashlib.sha256(ours[0].read_bytes()).hexdigest()[:12]
     root = tmp_path_factory.mktemp("wheel-index")
     write_simple_index(wheels, root / key)
-    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = ThreadingHTTPServer(("127.0.0.1", _stable_port(key)), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", _stable_port(key)), partial(_QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -98,6 +97,11 @@ def wheel_index(example_image: Built, docker_env: dict[str, str], tmp_path_facto
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 — the base class's name
+        """pip fetches a few hundred files: keep them out of the test output."""
 
 
 def _stable_port(key: str) -> int:
