@@ -26,6 +26,7 @@ from .workflow_commands import Runner
 
 OUTPUT_NAMES = ("image-digest", "job-id", "run-url", "schedule-name", "spec-path")
 SPEC_FOLDER = ".kedro-vertex-ci"
+DRY_RUN_COMMENT_GROUP = "Pull request comment (dry run: not posted)"
 
 CompileFn = Callable[..., Any]
 ConnectFn = Callable[[CloudTarget, Any, Mapping[str, str], Callable[[str], None], Callable[[str], None]], Cloud]
@@ -115,6 +116,9 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
         runner.log(f"{len(compiled.plan.steps)} steps; spec written to {spec_path}")
     if inputs.dry_run:
         runner.log(render_dry_run(state.report, project=str(state.project), requirements=_shown(requirements, state)))
+        if plan.comment:
+            with runner.group(DRY_RUN_COMMENT_GROUP):
+                runner.log(render_comment(state.report, comment_marker(inputs.pipeline, inputs.working_directory)))
         return _finish(state)
     if plan.operation == COMPILE:
         return _finish(state)

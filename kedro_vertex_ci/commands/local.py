@@ -85,7 +85,28 @@ def _load_spec(
     show_default=True,
     help="Run steps as local processes or in containers of the project image.",
 )
-@click.option("--image", default=None, help="Image for --runner docker [default: the spec's image].")
+@click.option(
+    "--image",
+    default=None,
+    help="Image for --runner docker, used as it is [default: the project's Dockerfile built locally, see --build].",
+)
+@click.option(
+    "--build",
+    "build_mode",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="--runner docker: build the project's Dockerfile with the local engine (the same context Cloud Build "
+    "gets, tagged by its content hash): auto = only when that tag is missing, always, or never (run the "
+    "spec's image as it is).",
+)
+@click.option(
+    "--build-arg",
+    "build_args",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="--runner docker: a docker build argument (repeatable), e.g. BASE_IMAGE=python:3.11-slim.",
+)
 @click.option(
     "--workdir",
     default=None,
@@ -159,6 +180,8 @@ def run_local(
     pipeline_root: str | None,
     runner: str,
     image: str | None,
+    build_mode: str,
+    build_args: tuple[str, ...],
     workdir: str | None,
     mounts: tuple[str, ...],
     mount_data: bool,
@@ -200,6 +223,8 @@ def run_local(
             early.close()
         raise
     images = {t.container.image for t in graph.tasks}
+    if runner == "docker" and image is None:
+        image = _project_image(ctx.project, build_mode, build_args, images, quiet=as_json)
     step_runner = early or _make_runner(
         runner, ctx.project, options, images, (image, workdir, mounts, mount_data)
     )
@@ -215,6 +240,47 @@ def run_local(
         print_failures(console, result)
         names = ", ".join(s.name for s in result.failed) or "none (stopped)"
         raise StepFailed(f"run {result.run_id} failed: step(s) {names}; logs in {result.run_dir / 'logs'}")
+
+
+def _project_image(
+    project: Path, mode: str, build_args: tuple[str, ...], images: set[str], quiet: bool
+) -> str | None:
+    """The locally built project image to run in place of the spec's, or None to run the spec's image."""
+    from ..errors import ConfigError
+    from ..local.imagebuild import check_engine, ensure_image, image_present, parse_build_args
+
+    args = parse_build_args(build_args)
+    if mode == "never":
+        return None
+    spec_image = next(iter(images), "")
+    if mode == "auto" and not (project / "Dockerfile").is_file():
+        check_engine()
+        if len(images) == 1 and not image_present(spec_image):
+            raise ConfigError(
+                f"--runner docker: {project / 'Dockerfile'} does not exist and the spec's image {spec_image} "
+                "is not in the Docker engine. `kedro-vertex-ci init --github` writes a Dockerfile (then "
+                "run-local builds it); or pass --image IMAGE"
+            )
+        return None  # nothing to build: the spec's image runs as it is
+    if len(images) > 1:
+        raise ConfigError(
+            f"--runner docker --build {mode}: the spec uses several images {sorted(images)}; build them "
+            "yourself and pass --image, or --build never"
+        )
+    log = project / ".kedro-vertex-ci" / "builds" / "docker-build.log"
+    if quiet:
+        built = ensure_image(project, mode, args, log)
+    else:
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        with console.status("docker build: sending the build context") as status:
+            built = ensure_image(project, mode, args, log, on_line=lambda line: status.update(
+                f"docker build: {line[:110]}"))
+    verb = f"built in {built.seconds:.0f} s (log: {built.log})" if built.built else "unchanged, not rebuilt"
+    click.echo(f"Image {built.tag}: {verb}. Steps run it in place of {spec_image}; the spec itself is unchanged.",
+         err=True)
+    return built.tag
 
 
 def _start_preloading(project: Path) -> PreloadedSubprocessRunner:
