@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: install demo demo-docker test test-fast lint docs bench docker-up docker-down clean
+.PHONY: install demo demo-docker test test-fast lint docs bench docker-up docker-down clean fuzz fuzz-cli
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,13 @@ test: install lint docker-up
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not docker"
+
+# Longer fuzz tiers (make test runs each at scale 1). `fuzz` runs them all.
+fuzz: fuzz-cli
+
+fuzz-cli: install docker-up
+	KVC_FUZZ_SCALE=10 KVC_DOCKERIGNORE_CASES=40 $(PY) -m pytest -q -p no:cacheprovider \
+		tests/cli/test_fuzz_cli.py tests/docker/test_dockerignore_oracle.py
 
 bench: install
 	$(PY) bench/run_all.py

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, Problem
 
@@ -249,6 +249,9 @@ class RunConfig(_Model):
     """How the pipeline runs on Vertex AI."""
 
     image: str = Field(description="Image the steps run in (tag or @sha256 digest).")
+    target: Literal["vertex", "kfp"] = Field(
+        "vertex", description="Where run-once/schedule send the spec: Vertex AI, or the Kubeflow Pipelines of `kfp`."
+    )
     root: str | None = Field(
         None, description="Pipeline root: gs://bucket/path (bucket/path accepted, as kedro-vertexai wrote it)."
     )
@@ -307,15 +310,65 @@ class RunConfig(_Model):
     def _normalise_root(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if value.startswith("gs://"):
+        if value.startswith(("gs://", "s3://")):
             return value.rstrip("/")
         if "://" in value:
-            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path), got {value!r}")
+            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) or, with target kfp, "
+                             f"S3/MinIO (s3://bucket/path), got {value!r}")
         return "gs://" + value.strip("/")
+
+    @model_validator(mode="after")
+    def _root_fits_target(self) -> RunConfig:
+        if self.target == "vertex" and (self.root or "").startswith("s3://"):
+            raise ValueError("root: Vertex AI reads the pipeline root from Cloud Storage only (gs://…); s3:// "
+                             "roots need target: kfp")
+        return self
 
     def schedule_for(self, pipeline: str) -> ScheduleConfig:
         """The pipeline's own schedule, else ``default_schedule``, else the built-in default."""
         return self.schedules.get(pipeline) or self.schedules.get("default_schedule") or ScheduleConfig()
+
+
+class KfpAuthConfig(_Model):
+    """How to reach a Kubeflow Pipelines API that sits behind authentication."""
+
+    mode: Literal["none", "iap", "dex", "token"] = Field(
+        "none", description="none; iap (Google ID token for client_id); dex (login with user/password from the "
+        "environment); token (a bearer token from token_file or token_env, e.g. in-cluster).")
+    client_id: str | None = Field(None, description="IAP OAuth client id (default: $IAP_CLIENT_ID).")
+    service_account: str | None = Field(
+        None, description="iap: service account whose ID token is sent (needs roles/iam.serviceAccountOpenId"
+        "TokenCreator for the caller); default: the service-account key in use.")
+    username_env: str = Field("DEX_USERNAME", description="dex: environment variable holding the user.")
+    password_env: str = Field("DEX_PASSWORD", description="dex: environment variable holding the password.")
+    token_file: str | None = Field(None, description="token: file holding the bearer token.")
+    token_env: str | None = Field(None, description="token: environment variable holding the bearer token.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KfpAuthConfig:
+        if self.mode == "token" and not (self.token_file or self.token_env):
+            raise ValueError("auth mode token needs token_file or token_env")
+        return self
+
+
+class KfpConfig(_Model):
+    """A self-hosted Kubeflow Pipelines 2.x target (used when run_config.target is kfp)."""
+
+    host: str = Field(description="KFP API URL, e.g. https://kubeflow.example.com/pipeline.")
+    ui_host: str | None = Field(None, description="KFP UI URL for links (default: host without /pipeline).")
+    experiment: str | None = Field(None, description="KFP experiment (default: run_config.experiment_name, "
+                                   "else the project name).")
+    namespace: str | None = Field(None, description="Kubernetes namespace (multi-user Kubeflow).")
+    auth: KfpAuthConfig = Field(default_factory=KfpAuthConfig, description="Authentication to the API.")
+
+    @field_validator("host", "ui_host")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"expected an http(s) URL like https://kubeflow.example.com/pipeline, got {value!r}")
+        return value.rstrip("/")
 
 
 class PluginConfig(_Model):
@@ -326,8 +379,15 @@ class PluginConfig(_Model):
     run_config: RunConfig = Field(description="How the pipeline runs.")
     build: BuildConfig = Field(default_factory=BuildConfig, description="Cloud Build settings.")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="API endpoint overrides.")
+    kfp: KfpConfig | None = Field(None, description="Kubeflow Pipelines target (see run_config.target).")
 
     _coerce = field_validator("project_id", "region", mode="before")(_as_str)
+
+    @model_validator(mode="after")
+    def _target_configured(self) -> PluginConfig:
+        if self.run_config.target == "kfp" and self.kfp is None:
+            raise ValueError("run_config.target is kfp: add a kfp section with at least host")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -153,7 +153,13 @@ def test_intermediate_data_local_and_gcs_emulator(work: Path) -> None:
             _assert_side(cell, Stats)
         assert row[6].endswith("×") and row[7].endswith("×")
     lines = reading([result])
-    assert len(lines) == 4 and all("bz2" in line for line in lines)
+    assert len(lines) == 8 and all("bz2" in line for line in lines[:4])
+    assert all(line.startswith("Checksum (") and "CPU time" in line for line in lines[4:])
+    checksum_rows = result.tables[1].rows
+    assert [(r[0], r[1]) for r in checksum_rows] == [(r[0], r[2]) for r in rows]
+    for row in checksum_rows:
+        _assert_side(row[2], Stats)
+        _assert_side(row[3], Stats)
 
 
 def test_grouping_counts_steps_per_strategy(work: Path) -> None:

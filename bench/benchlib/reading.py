@@ -80,6 +80,20 @@ def _data(raw: Mapping[str, Any]) -> list[str]:
                 f"({speedup:.1f}×; goal ≥ 3× {_verdict(speedup >= 3)}), raw floor {times['raw']:.2f} s "
                 f"({floor_ratio:.1f}× the floor; goal ≤ 2× {_verdict(floor_ratio <= 2)})."
             )
+    for key, result in raw.items():
+        target, mb = key.split("/")
+        for label, obj in result["objects"].items():
+            pair = obj.get("checksum")
+            if not pair:
+                continue
+            cpu = statistics.median(pair["with"]["cpu"]) / statistics.median(pair["without"]["cpu"]) - 1
+            wall = (
+                statistics.median(pair["with"]["seconds"]) / statistics.median(pair["without"]["seconds"]) - 1
+            )
+            lines.append(
+                f"Checksum ({label}, {mb} MB, {target}): save + load +{cpu * 100:.1f} % CPU time, "
+                f"{wall * 100:+.1f} % wall; goal ≤ +5 % (judged on CPU time) {_verdict(cpu <= 0.05)}."
+            )
     return lines or ["Data: not measured."]
 
 

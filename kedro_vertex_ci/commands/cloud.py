@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..gcp import submission
+from . import kubeflow
 
 _AUTH_HELP = "Workload Identity provider (projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/ID)."
 
@@ -196,6 +197,19 @@ def _connect(ctx: Any, compiled: Any, pipeline: str, params: tuple[str, ...], bu
     return vertex, compiled
 
 
+def _built_for_kfp(ctx: Any, compiled: Any, pipeline: str, params: tuple[str, ...], build_first: bool,
+                   provider: str | None, impersonate: str | None) -> Any:
+    """With ``--build``, the image is still built by Cloud Build (Google credentials) and pinned by digest."""
+    if not build_first:
+        return compiled
+    config = compiled.config
+    endpoints = _endpoints(config)
+    credentials = _credentials(config, endpoints, provider, impersonate)
+    _, pinned = _build_image(ctx, config, credentials, endpoints, wait=True)
+    click.echo(f"Pinned image {pinned}")
+    return _compile(ctx, pipeline, pinned, params)
+
+
 # ---------------------------------------------------------------------------------------------- run-once
 
 def _follow(vertex: Any, job: dict[str, Any], timeout: float | None) -> dict[str, Any]:
@@ -238,6 +252,11 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
     compiled = _compile(ctx, pipeline, image, params)  # offline: config errors surface before any call
     config = compiled.config
+    if kubeflow.is_kfp(config):
+        compiled = _built_for_kfp(ctx, compiled, pipeline, params, build_first, provider, impersonate)
+        kubeflow.run_once(config, compiled, pipeline, wait=wait, timeout=timeout, cache=cache, provider=provider,
+                          impersonate=impersonate, poll_seconds=_poll_seconds(15.0))
+        return
     settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache)
     vertex, compiled = _connect(ctx, compiled, pipeline, params, build_first, provider, impersonate)
     job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
@@ -303,6 +322,10 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
                  "end_time": end_time, "max_run_count": max_run_count,
                  "max_concurrent_run_count": max_concurrent_run_count, "allow_queueing": allow_queueing}
     schedule = submission.schedule_settings(config, pipeline, overrides)
+    if kubeflow.is_kfp(config):
+        compiled = _built_for_kfp(ctx, compiled, pipeline, params, build_first, provider, impersonate)
+        kubeflow.schedule(config, compiled, pipeline, schedule, provider=provider, impersonate=impersonate)
+        return
     if _in_the_past(schedule.start_time):
         click.secho(f"Warning: start_time {schedule.start_time} is in the past: Vertex AI may start the missed "
                     f"runs since then right away.", fg="yellow", err=True)
@@ -367,10 +390,13 @@ def list_pipelines_command(ctx: Any, as_json: bool, limit: int, provider: str | 
     from ..gcp.vertex import Vertex
 
     config, project_name = _load_config(ctx)
-    endpoints = _endpoints(config)
-    credentials = _credentials(config, endpoints, provider, impersonate)
-    vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
-    rows = _rows(config, submission.stable_identity(config, project_name), vertex, limit)
+    if kubeflow.is_kfp(config):
+        rows = kubeflow.list_rows(config, project_name, limit, provider, impersonate)
+    else:
+        endpoints = _endpoints(config)
+        credentials = _credentials(config, endpoints, provider, impersonate)
+        vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
+        rows = _rows(config, submission.stable_identity(config, project_name), vertex, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
@@ -387,7 +413,7 @@ def ui_command(ctx: Any, print_only: bool) -> None:
     from ..gcp.names import console_pipelines_url
 
     config, _ = _load_config(ctx)
-    url = console_pipelines_url(config.project_id, config.region)
+    url = kubeflow.ui_url(config) if kubeflow.is_kfp(config) else console_pipelines_url(config.project_id, config.region)
     click.echo(url)
     if print_only or os.environ.get("CI") or os.environ.get("GITHUB_ACTIONS") or not sys.stdout.isatty():
         return

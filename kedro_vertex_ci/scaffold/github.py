@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError, Problem
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, current_umask
 from .pins import ACTION_MAJOR, ACTION_REPOSITORY, CHECKOUT_REPOSITORY, CHECKOUT_SHA, CHECKOUT_VERSION, Pin
 
 WORKFLOW_PATH = Path(".github/workflows/kedro-vertex.yml")
@@ -286,7 +286,7 @@ def plan_scaffold(
     vertexai = project / "conf" / "base" / "vertexai.yml"
     notes: list[str] = []
     if vertexai.exists() and not force:
-        vertexai_text = vertexai.read_text(encoding="utf-8")
+        vertexai_text = vertexai.read_bytes().decode("utf-8", errors="replace")  # init refuses non-UTF-8 first
         notes += _kept_config_notes(vertexai_text, project_id, region)
     else:
         from ..config_template import render_template
@@ -347,12 +347,18 @@ def write_github_scaffold(
 def write_plan(plan: ScaffoldPlan, *, force: bool) -> list[Path]:
     written = []
     for path, text in plan.files.items():
-        if path.exists() and (not force or path.read_text(encoding="utf-8") == text):
+        if path.exists() and (not force or _same_bytes(path, text)):
             continue
-        written.append(atomic_write(path, text, mode=0o755 if path == plan.setup_script else None))
+        executable = 0o777 & ~current_umask() if path == plan.setup_script else None
+        written.append(atomic_write(path, text, mode=executable))
     return written
 
 
 def skipped_files(plan: ScaffoldPlan) -> list[Path]:
     """Files ``write_plan`` would keep (they exist and differ): say so, and mention --force."""
-    return [path for path, text in plan.files.items() if path.exists() and path.read_text(encoding="utf-8") != text]
+    return [path for path, text in plan.files.items() if path.exists() and not _same_bytes(path, text)]
+
+
+def _same_bytes(path: Path, text: str) -> bool:
+    """Compared as bytes: a user's Dockerfile in another encoding is theirs to keep, not a crash."""
+    return path.read_bytes() == text.encode("utf-8")
