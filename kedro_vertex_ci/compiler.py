@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import PluginConfig, RunConfig, parse_config
 from .errors import ConfigError, Problem
-from .model import ConfigProvider, DatasetKind, HostAlias, PipelineGraph, Plan, Step
+from .model import ConfigProvider, DatasetKind, HostAlias, PipelineGraph, Plan, Step, strip_transcoding
 from .names import sanitize_name
 
 
@@ -54,9 +54,15 @@ def _on_exit_step(graph: PipelineGraph, main: PipelineGraph, main_steps: tuple[S
     from .params import used_parameter_keys
 
     inputs = [i for n in graph.nodes for i in n.inputs]
-    produced = {o for n in main.nodes for o in n.outputs}
-    own = {o for n in graph.nodes for o in n.outputs}
-    reads = sorted({i for i in inputs if i in produced and i not in own and main.kind(i) is DatasetKind.INTERMEDIATE})
+    produced = {strip_transcoding(o) for n in main.nodes for o in n.outputs}
+    own = {strip_transcoding(o) for n in graph.nodes for o in n.outputs}
+    reads = sorted(
+        i
+        for i in set(inputs)
+        if strip_transcoding(i) in produced
+        and strip_transcoding(i) not in own
+        and main.kind(i) is DatasetKind.INTERMEDIATE
+    )
     taken = {s.name for s in main_steps}
     name = sanitize_name(f"on-exit-{graph.name}", max_length=60)
     while name in taken:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError, Problem
 
@@ -175,7 +183,9 @@ class MlflowConfig(_Model):
 class ScheduleConfig(_Model):
     """When a pipeline runs on its own."""
 
-    cron_expression: str = Field("0 * * * *", description='Cron, e.g. "0 3 * * *"; "TZ=Area/City " prefix ok.')
+    cron_expression: str = Field(
+        description='Cron, e.g. "0 3 * * *"; "TZ=Area/City " prefix ok. Required: nothing is scheduled by default.'
+    )
     timezone: str = Field("Etc/UTC", description='IANA time zone of the cron, e.g. "Europe/Warsaw".')
     start_time: str | None = Field(None, description="RFC 3339 start; a past start backfills missed runs.")
     end_time: str | None = Field(None, description="RFC 3339 end.")
@@ -243,6 +253,7 @@ class Endpoints(_Model):
     storage: str | None = Field(None, description="Cloud Storage API.")
     sts: str | None = Field(None, description="Security Token Service (Workload Identity Federation).")
     iamcredentials: str | None = Field(None, description="IAM Credentials API (impersonation).")
+    artifactregistry: str | None = Field(None, description="Artifact Registry API (is this commit built yet?).")
 
 
 class RunConfig(_Model):
@@ -307,9 +318,12 @@ class RunConfig(_Model):
 
     @field_validator("root")
     @classmethod
-    def _normalise_root(cls, value: str | None) -> str | None:
+    def _normalise_root(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if value.startswith("s3://") and info.data.get("target", "vertex") == "vertex":
+            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) for Vertex AI, got "
+                             f"{value!r} (s3:// roots need run_config.target: kfp)")
         if value.startswith(("gs://", "s3://")):
             return value.rstrip("/")
         if "://" in value:
@@ -317,16 +331,9 @@ class RunConfig(_Model):
                              f"S3/MinIO (s3://bucket/path), got {value!r}")
         return "gs://" + value.strip("/")
 
-    @model_validator(mode="after")
-    def _root_fits_target(self) -> RunConfig:
-        if self.target == "vertex" and (self.root or "").startswith("s3://"):
-            raise ValueError("root: Vertex AI reads the pipeline root from Cloud Storage only (gs://…); s3:// "
-                             "roots need target: kfp")
-        return self
-
-    def schedule_for(self, pipeline: str) -> ScheduleConfig:
-        """The pipeline's own schedule, else ``default_schedule``, else the built-in default."""
-        return self.schedules.get(pipeline) or self.schedules.get("default_schedule") or ScheduleConfig()
+    def schedule_for(self, pipeline: str) -> ScheduleConfig | None:
+        """The pipeline's own schedule, else ``default_schedule``, else None: nothing is scheduled unasked."""
+        return self.schedules.get(pipeline) or self.schedules.get("default_schedule")
 
 
 class KfpAuthConfig(_Model):

@@ -85,7 +85,6 @@ class KedroProject:
     """
 
     def __init__(self, info: ProjectInfo, env: str | None):
-        from kedro.framework.hooks import _create_hook_manager
         from kedro.framework.project import settings
 
         from .runtime import resolvers
@@ -93,6 +92,7 @@ class KedroProject:
         resolvers.register()
         self.info = info
         self._settings = settings
+        self._catalog: Any = None  # built on first use: the config loader re-reads catalog files each time
         loader_args = dict(getattr(settings, "CONFIG_LOADER_ARGS", {}) or {})
         self.base_env: str = loader_args.get("base_env") or "base"
         self.env: str = env or loader_args.get("default_run_env") or "local"
@@ -108,7 +108,7 @@ class KedroProject:
                 project_path=info.path,
                 config_loader=config_loader,
                 env=env,
-                hook_manager=_create_hook_manager(),
+                hook_manager=_compile_hook_manager(),
             )
         except Exception as err:
             raise ProjectError(f"cannot load the Kedro project {info.path} (env {env!r}): {err}") from err
@@ -180,7 +180,7 @@ class KedroProject:
             conf_catalog = config_loader["catalog"]
         except Exception:  # MissingConfigException: a project may have no catalog at all
             conf_catalog = {}
-        credentials = _CompileCredentials(self._context._get_config_credentials())
+        credentials = _CompileCredentials(_credentials(config_loader))
         return self._settings.DATA_CATALOG_CLASS.from_config(catalog=conf_catalog, credentials=credentials)
 
     def parameters(self) -> dict[str, Any]:
@@ -215,11 +215,45 @@ class KedroProject:
             for n in pipeline.nodes
         )
         datasets = {d for n in nodes for d in (*n.inputs, *n.outputs)}
-        catalog = self._catalog_without_parameters()
+        if self._catalog is None:
+            self._catalog = self._catalog_without_parameters()
+        catalog = self._catalog
         kinds = {d: _dataset_kind(catalog, d) for d in sorted(datasets)}
         return PipelineGraph(
             name=pipeline_name, nodes=nodes, dataset_kinds=kinds, parameters=self.parameters()
         )
+
+
+def _compile_hook_manager() -> Any:
+    """An empty hook manager with Kedro's hook specs: compile registers no hook and runs none.
+
+    Built from public names (``kedro.framework.hooks.markers``, ``kedro.framework.hooks.specs``) rather than
+    Kedro's private ``_create_hook_manager``; the context only needs it to exist.
+    """
+    from kedro.framework.hooks import specs
+    from kedro.framework.hooks.markers import HOOK_NAMESPACE
+    from pluggy import PluginManager
+
+    manager = PluginManager(HOOK_NAMESPACE)
+    for spec in (
+        specs.NodeSpecs,
+        specs.PipelineSpecs,
+        specs.DataCatalogSpecs,
+        specs.DatasetSpecs,
+        specs.KedroContextSpecs,
+    ):
+        manager.add_hookspecs(spec)
+    return manager
+
+
+def _credentials(config_loader: Any) -> dict[str, Any]:
+    """``credentials*`` as the project's config loader merges them; none is no error (as in Kedro)."""
+    from kedro.config import MissingConfigException
+
+    try:
+        return dict(config_loader["credentials"] or {})
+    except MissingConfigException:
+        return {}
 
 
 class _CompileCredentials(dict):  # type: ignore[type-arg]

@@ -12,6 +12,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+TRANSCODING_SEPARATOR = "@"
+
+
+def strip_transcoding(dataset: str) -> str:
+    """The dataset ``name@format`` stands for: Kedro links producers and consumers on the part before ``@``.
+
+    ``model_input@spark`` written and ``model_input@pandas`` read are one dataset for ordering, and one
+    intermediate file between steps (Kedro's own ``Pipeline.node_dependencies`` strips the suffix too).
+    """
+    return dataset.split(TRANSCODING_SEPARATOR, 1)[0]
+
 
 class DatasetKind(str, Enum):
     """How a dataset travels between steps."""

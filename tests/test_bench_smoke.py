@@ -184,7 +184,9 @@ def test_cli_start(work: Path) -> None:
 def test_dry_run_of_a_small_project(work: Path) -> None:
     project = make_project(work / "dry-src", "drysmall", "diamond", 4, vertexai=m.OURS_CONFIG)
     result = m.measure_dry_run(work, TOOLS, ONCE, example=project)
-    plain, ours = (row[1] for row in result.tables[0].rows)
+    rows = {(row[0], row[1]): row[2] for row in result.tables[0].rows}
+    plain, ours = rows[("example", "`kedro run`")], rows[("example", "`kedro-vertex-ci run-local`")]
+    assert "not measured" in str(rows[("`kedro new` + spaceflights-like", "both")])  # no pipelines/ folder
     _assert_side(plain, Stats)
     _assert_side(ours, _ours_expected("run-local"))
 
@@ -200,3 +202,16 @@ def test_report_and_plot_are_written(work: Path, compiled: m.Measure, tmp_path: 
     assert "## 1. Compile time" in text and "| chain | 3 |" in text
     if plotted:
         assert (tmp_path / "plot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_action_overhead_stages_on_the_example(work: Path) -> None:
+    """P7 at size one: the real action process against the fakes yields every stage (install: not offline)."""
+    from benchlib.action_bench import CPU, STAGES, measure_action
+
+    measure = measure_action(work, TOOLS, runs=1, example=m.find_example(), install=False)
+    stages = {row[0]: row[1] for row in measure.tables[0].rows}
+    assert set(stages) == {label for label, _, _ in STAGES} | {CPU}, stages
+    assert all(isinstance(cell, Stats) and cell.values[0] > 0 for cell in stages.values()), stages
+    total = stages["total: start → comment"].values[0]
+    assert total >= sum(stages[label].values[0] for label, _, _ in STAGES[1:-1])
+    assert any(line.startswith("Action: start → PR comment") for line in reading([measure]))

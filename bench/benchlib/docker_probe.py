@@ -69,7 +69,8 @@ def measure_docker(work: Path, tools: Tools, repeats: Repeats) -> Measure:
             return _failed(err)
 
     tag = _tag(copy, build_arg, tools, env)
-    cold = timed(["sh", "-c", f"{_tar_command(tools)} | docker build --no-cache -q -t {tag} -"], "cold build")
+    cold = timed(["sh", "-c", f"{_tar_command(tools)} | docker build --no-cache -q --build-arg {build_arg} -t {tag} -"],
+                 "cold build")
     auto = timed([kvc, "run-local", "--runner", "docker", "--build-arg", build_arg], "docker dry run (auto)")
     fixed = timed([kvc, "run-local", "--runner", "docker", "--build", "never", "--image", tag], "docker dry run")
     plain = timed([kvc, "run-local"], "subprocess dry run")

@@ -105,7 +105,7 @@ def _build_image(ctx: Any, config: Any, credentials: Any, endpoints: Any, *, wai
     from ..gcp import names
     from ..gcp.cloudbuild import BuildSettings, CloudBuild, build_body, image_repository, pushed_digest
     from ..gcp.source import collect_files, make_tarball
-    from ..gcp.storage import Storage, default_staging_bucket
+    from ..gcp.storage import Storage, default_staging_bucket, staging_bucket
 
     build = getattr(config, "build", None)
     dockerfile = getattr(build, "dockerfile", None) or "Dockerfile"
@@ -119,10 +119,7 @@ def _build_image(ctx: Any, config: Any, credentials: Any, endpoints: Any, *, wai
     content = hashlib.sha256(tarball).hexdigest()
     git = names.git_context(os.environ, ctx.project)
     commit = tag or git.get("sha") or f"src-{content[:12]}"
-    root = getattr(config.run_config, "root", None) or ""
-    configured_bucket = getattr(build, "staging_bucket", None)
-    bucket = configured_bucket or (root[5:].split("/", 1)[0] if root.startswith("gs://") else None) \
-        or default_staging_bucket(config.project_id)
+    bucket = staging_bucket(config)
     region = getattr(build, "region", None)
     obj = f"kedro-vertex-ci/source/{names.docker_tag(commit)}-{content[:12]}.tgz"
     click.echo(f"Uploading {len(files)} files ({len(tarball) / 1024:.0f} KiB) to gs://{bucket}/{obj}")
@@ -280,16 +277,6 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
 
 
-def _in_the_past(moment: str | None) -> bool:
-    from datetime import datetime, timezone
-
-    if not moment:
-        return False
-    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return parsed < datetime.now(timezone.utc)
-
-
 @click.command("schedule")
 @click.option("-p", "--pipeline", default="__default__", show_default=True, help="Kedro pipeline to schedule.")
 @click.option("--cron", "cron_expression", default=None, help='Cron, e.g. "0 3 * * *" (TZ=Area/City prefix ok).')
@@ -322,11 +309,15 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
                  "end_time": end_time, "max_run_count": max_run_count,
                  "max_concurrent_run_count": max_concurrent_run_count, "allow_queueing": allow_queueing}
     schedule = submission.schedule_settings(config, pipeline, overrides)
+    if schedule is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(submission.no_schedule_reason(pipeline, "--cron"))
     if kubeflow.is_kfp(config):
         compiled = _built_for_kfp(ctx, compiled, pipeline, params, build_first, provider, impersonate)
         kubeflow.schedule(config, compiled, pipeline, schedule, provider=provider, impersonate=impersonate)
         return
-    if _in_the_past(schedule.start_time):
+    if submission.start_time_in_the_past(schedule.start_time):
         click.secho(f"Warning: start_time {schedule.start_time} is in the past: Vertex AI may start the missed "
                     f"runs since then right away.", fg="yellow", err=True)
     run_name = getattr(config.run_config, "scheduled_run_name", None)

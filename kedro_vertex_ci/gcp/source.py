@@ -4,7 +4,8 @@ Honours ``.dockerignore`` (Docker's rules: patterns anchored at the project root
 (gitignore rules, including ``#!include:.gitignore``); a file either excludes stays out. Whatever they say,
 these never leave the machine: ``.git``, credential files (``gha-creds-*.json`` written by
 google-github-actions/auth, service-account keys, ADC files, ``.env``), ``conf/local`` (Kedro's place for
-secrets) and local data outside ``data/01_raw``.
+secrets), ``.kedro-vertex-ci`` (our own state: compiled specs and the action's pip cache) and local data
+outside ``data/01_raw``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ALWAYS_EXCLUDED_DIRS = (".git", "conf/local")
+ALWAYS_EXCLUDED_DIRS = (".git", "conf/local", ".kedro-vertex-ci")
 CREDENTIAL_NAMES = re.compile(
     r"(gha-creds-[^/]*\.json|application_default_credentials\.json|credentials\.json|.*-key\.json|"
     r"service[-_]account.*\.json|\.env|\.env\..*|.*\.pem|.*\.p12)$"

@@ -46,8 +46,9 @@ def _quiet_environment() -> None:
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
+        if devnull != 0:  # fd 0 was closed and /dev/null took it: keep it, or a later file takes fd 0
+            os.dup2(devnull, 0)
+            os.close(devnull)
         sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 — lives as long as the process
     except OSError:
         pass

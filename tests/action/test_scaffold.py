@@ -77,7 +77,7 @@ def test_scaffold_in_a_subfolder_project(repo: Path, remotes: dict) -> None:
     assert set(written) == {workflow, repo / DEPENDABOT_PATH, project / "Dockerfile", project / ".dockerignore",
                             project / "conf/base/vertexai.yml", project / "gcp-setup.sh"}
     flow = yaml.safe_load(workflow.read_text())
-    step = flow["jobs"]["vertex"]["steps"][1]
+    step = next(s for s in flow["jobs"]["vertex"]["steps"] if s.get("id") == "vertex")
     assert step["with"]["working-directory"] == "spaceflights"
     assert flow[True]["pull_request"]["branches"] == ["main"]  # YAML 1.1 reads `on` as True
     # A subfolder project: only changes to it (or to the workflow) start a run.
