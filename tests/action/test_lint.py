@@ -144,7 +144,7 @@ def test_workflow_security_shape(generated: Path) -> None:
         checkout = job["steps"][0]
         assert checkout["with"]["persist-credentials"] is False
         uses = [USES.match(line) for line in text.splitlines() if USES.match(line)]
-        assert len(uses) == 2
+        assert len(uses) == 3  # checkout, the opt-in pip cache, the Action
         for match in uses:
             if path == TEMPLATE and match["ref"] == "getindata/kedro-vertex-action@v1":
                 continue  # the org template follows the major tag (see the zizmor test above)
