@@ -20,6 +20,29 @@ VERSION_FLAG = "--kvc-version"  # the compiler's version, recorded in every step
 RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 JOB_NAME_PLACEHOLDER = "{{$.pipeline_job_name}}"
 ROOT_PLACEHOLDER = "{{$.pipeline_root}}"
+# kfp's dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER / PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER
+SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"
+CREATE_TIME_PLACEHOLDER = "{{$.pipeline_job_create_time_utc}}"
+
+
+EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"  # the whole KFP ExecutorInput as JSON (outputs.outputFile among it)
+
+
+def artifact_names(datasets: tuple[str, ...]) -> dict[str, str]:
+    """Output-artifact names (identifiers, unique in the step) for catalog datasets, in the given order."""
+    import re
+
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for dataset in datasets:
+        base = re.sub(r"\W", "_", dataset).strip("_") or "dataset"
+        base = base if base[0].isalpha() else f"d_{base}"
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        names[dataset] = name
+    return names
 
 
 def input_placeholder(name: str) -> str:
@@ -65,6 +88,8 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
     for node in step.nodes:
         args += ["--node", node]
     args += ["--run-id", RUN_ID_PLACEHOLDER, "--job-name", JOB_NAME_PLACEHOLDER, "--root", ROOT_PLACEHOLDER]
+    if plan.run_times:
+        args += ["--scheduled-time", SCHEDULE_TIME_PLACEHOLDER, "--create-time", CREATE_TIME_PLACEHOLDER]
     for dataset in step.reads:
         args += ["--read", dataset]
     for dataset in step.writes:
@@ -76,6 +101,11 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
             continue
         flag = "--param" if param.type is ParamType.STRING else "--param-json"
         args += [flag, f"{param.key}={input_placeholder(param.name)}"]
+    artifacts = plan.artifacts.get(step.name, ())
+    if artifacts:
+        args += ["--executor-input", EXECUTOR_INPUT_PLACEHOLDER]
+        for dataset, name in artifact_names(artifacts).items():
+            args += ["--artifact", f"{dataset}={name}"]
     if resources is not None and resources.timeout_seconds:
         args += ["--timeout", str(resources.timeout_seconds)]
     for alias in plan.host_aliases:
@@ -175,6 +205,10 @@ class StepInvocation:
     mlflow_start: bool = False  # start the job's MLflow run instead of running nodes
     mlflow_run_id_output: str | None = None  # where --mlflow-start writes the run id
     mlflow_end: bool = False  # end the job's MLflow run with --status (after the nodes, if any)
+    executor_input: str | None = None  # KFP's ExecutorInput JSON (with run_config.artifacts)
+    artifacts: dict[str, str] = field(default_factory=dict)  # catalog dataset -> output artifact name
+    scheduled_time: str | None = None  # the schedule's fire time (empty for a one-off run)
+    create_time: str | None = None  # the job's create time
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -208,6 +242,10 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--mlflow-run-id-output", default=None)
     parser.add_argument("--mlflow-end", action="store_true")
     parser.add_argument(VERSION_FLAG, default=None)
+    parser.add_argument("--executor-input", default=None)
+    parser.add_argument("--artifact", action="append", default=[])
+    parser.add_argument("--scheduled-time", default=None)
+    parser.add_argument("--create-time", default=None)
     ns = parser.parse_args(argv)
     params: dict[str, Any] = {}
     for item in ns.param:
@@ -239,4 +277,8 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
         mlflow_start=ns.mlflow_start,
         mlflow_run_id_output=ns.mlflow_run_id_output,
         mlflow_end=ns.mlflow_end,
+        executor_input=ns.executor_input,
+        artifacts=dict(_split_assignment(item) for item in ns.artifact),
+        scheduled_time=ns.scheduled_time,
+        create_time=ns.create_time,
     )

@@ -96,18 +96,17 @@ def build_plan(
     overrides: Mapping[str, Any] | None = None,
     on_exit_graph: PipelineGraph | None = None,
     mlflow: bool = False,
+    run_times: bool = False,
 ) -> Plan:
     """The pure middle of the compile: graph + config + options → :class:`Plan`."""
     from .grouping import group_steps
     from .params import apply_overrides, pipeline_params
-    from .settings import resolve_resources
+    from .settings import check_step_images, resolve_resources
 
     run_config = config.run_config
     _check_overrides_of_run_values(graph.parameters, overrides or {})
     parameters = apply_overrides(graph.parameters, overrides or {})
-    graph = PipelineGraph(
-        name=graph.name, nodes=graph.nodes, dataset_kinds=graph.dataset_kinds, parameters=parameters
-    )
+    graph = dataclasses.replace(graph, parameters=parameters)
     combined = _with_on_exit_nodes(graph, on_exit_graph)
     on_exit_nodes = frozenset(n.name for n in combined.nodes[len(graph.nodes) :])
     steps = group_steps(
@@ -118,15 +117,18 @@ def build_plan(
     )
     on_exit = _on_exit_step(on_exit_graph, graph, steps) if on_exit_graph is not None else None
     steps, on_exit = _without_run_value_params(steps, on_exit, parameters)
+    steps, on_exit = _with_runtime_params(steps, on_exit, graph)
     all_steps = (*steps, on_exit) if on_exit else steps
+    check_step_images(run_config, all_steps, {n.name: n.tags for n in combined.nodes})
     used = {key for step in all_steps for key in step.parameters}
+    resources = {step.name: resolve_resources(run_config, step) for step in all_steps}
     return Plan(
         pipeline_name=pipeline_display_name(run_config, project_name, graph.name),
         kedro_pipeline=graph.name,
         image=image or run_config.image,
         env=env or "",
         steps=steps,
-        resources={step.name: resolve_resources(run_config, step) for step in all_steps},
+        resources=resources,
         params=pipeline_params(parameters, used),
         description=run_config.description or "",
         caching=run_config.caching,
@@ -136,7 +138,23 @@ def build_plan(
         extra_env=_mlflow_env(run_config) if mlflow else {},
         host_aliases=_host_aliases(run_config),
         config_providers=_config_providers(run_config),
+        run_times=run_times,
+        artifacts=_artifacts(graph, steps, resources) if run_config.artifacts else {},
     )
+
+
+def _artifacts(graph: PipelineGraph, steps: tuple[Step, ...], resources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Per container step, the catalog datasets its nodes write (transcoded names once, by their base)."""
+    outputs = {node.name: node.outputs for node in graph.nodes}
+    declared: dict[str, tuple[str, ...]] = {}
+    for step in steps:
+        if resources[step.name].custom_job:
+            continue
+        written = {o.split("@", 1)[0]: o for n in step.nodes for o in outputs.get(n, ())
+                   if graph.kind(o) is DatasetKind.CATALOG}
+        if written:
+            declared[step.name] = tuple(written[base] for base in sorted(written))
+    return declared
 
 
 def _run_value_keys(parameters: Mapping[str, Any]) -> set[str]:
@@ -169,6 +187,48 @@ def _without_run_value_params(
         return dataclasses.replace(step, parameters=tuple(k for k in step.parameters if k not in run_values))
 
     return tuple(strip(s) for s in steps), strip(on_exit) if on_exit is not None else None
+
+
+def _with_runtime_params(
+    steps: tuple[Step, ...], on_exit: Step | None, graph: PipelineGraph
+) -> tuple[tuple[Step, ...], Step | None]:
+    """Every step receives the ``${runtime_params:…}`` keys (its catalog may use them too) and not the
+    parameters built from them, which Kedro rebuilds in the step from the runtime values."""
+    if not graph.runtime_keys:
+        return steps, on_exit
+
+    def with_keys(step: Step) -> Step:
+        kept = [k for k in step.parameters if k not in graph.runtime_derived and k not in graph.runtime_keys]
+        return dataclasses.replace(step, parameters=tuple(sorted({*kept, *graph.runtime_keys})))
+
+    return tuple(with_keys(s) for s in steps), with_keys(on_exit) if on_exit is not None else None
+
+
+_RUNTIME_MARKER = "<<runtime_params:{}>>"
+
+
+def _apply_runtime_params(
+    kedro_project: Any, overrides: Mapping[str, Any], runtime_only: Mapping[str, Any]
+) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any]]:
+    """Resolve ``${runtime_params:…}`` as ``kedro run --params`` would, from ``--param`` values or defaults.
+
+    Returns the top-level runtime keys, the parameters whose value comes from one (found by loading the
+    parameters once with marker values), and the ``--param`` overrides that remain for ordinary parameters.
+    """
+    from .params import runtime_values
+    from .runtime.session import nest_params
+
+    refs = kedro_project.runtime_param_refs()
+    if not refs:
+        return (), frozenset(), dict(overrides)
+    values = runtime_values(refs, {**runtime_only, **overrides})
+    keys = {ref.key for ref in refs}
+    top = tuple(sorted({key.split(".", 1)[0] for key in keys}))
+    kedro_project.set_runtime_params(nest_params({k: _RUNTIME_MARKER.format(k) for k in keys}))
+    marked = kedro_project.parameters()
+    derived = frozenset(k for k, v in marked.items() if k not in top and "<<runtime_params:" in repr(v))
+    kedro_project.set_runtime_params(nest_params(values))
+    return top, derived, {k: v for k, v in overrides.items() if k not in keys}
 
 
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
@@ -232,21 +292,29 @@ def compile_pipeline(
     pipeline: str = "__default__",
     image: str | None = None,
     params: Mapping[str, Any] | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
 ) -> Compiled:
-    """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec."""
+    """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec.
+
+    ``params`` override parameters and set ``${runtime_params:…}`` keys; ``runtime_params`` only set such
+    keys (``run-local --param`` overrides pipeline inputs, and its runtime keys must reach the compile).
+    """
     from .kedro_io import open_project
-    from .runtime.resolvers import deferred_run_values
+    from .runtime.resolvers import RUN_TIME_NAMES, deferred_run_values
     from .settings import unmatched_keys
     from .spec import emit, spec_to_dict, to_json_bytes
 
     with open_project(project, env) as kedro_project:
         parsed = parse_config(kedro_project.config_raw(), kedro_project.config_sources())
         run_config = parsed.config.run_config
-        with deferred_run_values():  # parameters holding ${vertex:...} stay for each step to resolve
+        runtime_keys, runtime_derived, params = _apply_runtime_params(kedro_project, params or {},
+                                                                      runtime_params or {})
+        with deferred_run_values() as asked:  # parameters holding ${vertex:...} stay for each step to resolve
             graph = kedro_project.graph(pipeline)
             on_exit_graph = None
             if run_config.on_exit_pipeline:
                 on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
+        graph = dataclasses.replace(graph, runtime_keys=runtime_keys, runtime_derived=runtime_derived)
         plan = _located(
             kedro_project.config_sources(),
             build_plan,
@@ -258,6 +326,7 @@ def compile_pipeline(
             overrides=params,
             on_exit_graph=on_exit_graph,
             mlflow=_uses_kedro_mlflow(project),
+            run_times=bool(asked & RUN_TIME_NAMES),
         )
         project_name = kedro_project.info.project_name
     warnings = list(parsed.warnings)

@@ -42,8 +42,8 @@ DEPRECATED_KEYS: dict[tuple[str, ...], str] = {
     "run_config.network.",
     ("on_exit_pipeline",): "belongs under run_config: move it to run_config.on_exit_pipeline.",
     ("run_config", "max_cache_staleness"): "not supported by Vertex AI Pipelines; use run_config.caching.",
-    ("run_config", "store_kedro_outputs_as_kfp_artifacts"): "not needed: intermediate data goes under the "
-    "pipeline root; remove the key.",
+    ("run_config", "store_kedro_outputs_as_kfp_artifacts"): "renamed: use run_config.artifacts (catalog "
+    "datasets as output artifacts in Vertex ML Metadata).",
     ("run_config", "node_merge_strategy"): "replaced by run_config.grouping (cls: auto fuses chains).",
 }
 
@@ -111,8 +111,21 @@ class ResourceConfig(_Model):
     retry_backoff: str | None = Field(None, description='Wait before the first retry, e.g. "30s".')
     timeout: int | None = Field(None, gt=0, description="Seconds after which the step runtime fails the step.")
     caching: bool | None = Field(None, description="Override run_config.caching for these steps.")
+    image: str | None = Field(
+        None,
+        description="Image for these steps instead of run_config.image, e.g. a GPU image for training. Such "
+        "nodes share a step only with nodes of the same image. Pin it by digest (IMAGE@sha256:...): the "
+        "GitHub Action builds only run_config.image and refuses an unpinned per-node image.",
+    )
 
     _coerce = field_validator("cpu", "memory", "gpu", mode="before")(_as_str)
+
+    @field_validator("image")
+    @classmethod
+    def _valid_step_image(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError(f"invalid image reference {value!r}")
+        return value
 
     @field_validator("cpu")
     @classmethod
@@ -276,6 +289,12 @@ class RunConfig(_Model):
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="VPC and host aliases.")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels on every run (lowercase keys).")
     caching: bool = Field(True, description="Let Vertex AI reuse results of identical steps.")
+    artifacts: bool = Field(
+        False,
+        description="Declare the catalog datasets each step writes as output artifacts (system.Dataset, URI = "
+        "the catalog's own path), so lineage shows in Vertex ML Metadata. Steps on a machine_type "
+        "(CustomJob) declare none.",
+    )
     resources: dict[str, ResourceConfig] = Field(
         default_factory=dict,
         description="Per __default__, tag, node name or group name; later wins in that order.",
@@ -521,6 +540,8 @@ def _migrate(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
                     network[key] = value[key]
     elif path == ("on_exit_pipeline",) and "on_exit_pipeline" not in run_config:
         run_config["on_exit_pipeline"] = value
+    elif path == ("run_config", "store_kedro_outputs_as_kfp_artifacts") and "artifacts" not in run_config:
+        run_config["artifacts"] = value
 
 
 def _problem_for(error: Any, locator: _Locator) -> Problem:

@@ -99,19 +99,43 @@ class KedroProject:
         self.requested_env = env
         if env is not None:
             self._check_env_exists(env)
+        self._loader_args = loader_args
+        self._hook_manager = _compile_hook_manager()
+        self.set_runtime_params(None)
+
+    def set_runtime_params(self, runtime_params: dict[str, Any] | None) -> None:
+        """(Re)build the context with the values ``${runtime_params:…}`` resolves to, as ``kedro run --params``."""
+        settings, info, env = self._settings, self.info, self.requested_env
+        extra = {"runtime_params": runtime_params} if runtime_params else {}
+        self._catalog = None  # the catalog config may use ${runtime_params:...} too
         try:
             config_loader = settings.CONFIG_LOADER_CLASS(
-                conf_source=str(info.path / settings.CONF_SOURCE), env=env, **loader_args
+                conf_source=str(info.path / settings.CONF_SOURCE), env=env, **self._loader_args, **extra
             )
             self._context = settings.CONTEXT_CLASS(
                 package_name=info.package_name,
                 project_path=info.path,
                 config_loader=config_loader,
                 env=env,
-                hook_manager=_compile_hook_manager(),
+                hook_manager=self._hook_manager,
+                **extra,
             )
         except Exception as err:
             raise ProjectError(f"cannot load the Kedro project {info.path} (env {env!r}): {err}") from err
+
+    def runtime_param_refs(self) -> list[Any]:
+        """Every ``${runtime_params:…}`` in the run environment's and the base environment's config files."""
+        from .params import runtime_param_refs
+
+        refs = []
+        for env in dict.fromkeys((self.env, self.base_env)):
+            folder = self.conf_root / env
+            for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+                if path.suffix in (".yml", ".yaml", ".json") and path.is_file():
+                    text = path.read_text(encoding="utf-8", errors="replace")
+                    if "runtime_params:" in text:
+                        refs.extend(runtime_param_refs(text, str(path)))
+        return refs
 
     def close(self) -> None:
         """Nothing to release: no session was opened."""
@@ -184,7 +208,12 @@ class KedroProject:
         return self._settings.DATA_CATALOG_CLASS.from_config(catalog=conf_catalog, credentials=credentials)
 
     def parameters(self) -> dict[str, Any]:
-        return dict(self._context.params or {})
+        try:
+            return dict(self._context.params or {})
+        except Exception as err:  # an interpolation or a parameters file Kedro cannot read
+            if type(err).__module__.startswith(("omegaconf", "kedro")):
+                raise ConfigError([Problem(str(self.conf_root), "parameters", " ".join(str(err).split()))]) from None
+            raise
 
     def pipeline_names(self) -> list[str]:
         from kedro.framework.project import pipelines

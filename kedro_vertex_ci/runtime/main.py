@@ -109,7 +109,8 @@ def main(argv: list[str]) -> int:
 
     from .resolvers import register, step_environment
 
-    os.environ.update(step_environment(inv.run_id, inv.job_name, inv.status, inv.root))
+    os.environ.update(step_environment(inv.run_id, inv.job_name, inv.status, inv.root, inv.scheduled_time,
+                                       inv.create_time))
     register()
     if inv.timeout:
         _arm_timeout(inv.timeout)
@@ -128,6 +129,10 @@ def main(argv: list[str]) -> int:
 
         return run_task(inv, project)
     extra_hooks = _mlflow_hooks(inv)
+    if inv.executor_input and inv.artifacts:
+        from .artifacts import RecordArtifacts
+
+        extra_hooks = (*extra_hooks, RecordArtifacts(inv.executor_input, inv.artifacts, project))
 
     from ..dynamic_config import ProviderError
     from .session import InjectIntermediates, StepSetupError, run_step
