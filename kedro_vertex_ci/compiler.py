@@ -362,9 +362,12 @@ def _located(sources: Any, build: Any, **kwargs: Any) -> Plan:
 
 
 def _on_exit_graph(kedro_project: Any, name: str) -> PipelineGraph:
+    """The on-exit pipeline's graph; an unknown name is reported at the file and line that set it."""
+    from .config import locate_key
+
     try:
         return kedro_project.graph(name)  # type: ignore[no-any-return]
     except ConfigError as err:
-        raise ConfigError(
-            [Problem("vertexai.yml", "run_config.on_exit_pipeline", p.message) for p in err.problems]
-        ) from None
+        key = "run_config.on_exit_pipeline"
+        file, line = locate_key(kedro_project.config_sources(), key)
+        raise ConfigError([Problem(file, key, p.message, line) for p in err.problems]) from None

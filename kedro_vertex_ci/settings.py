@@ -104,7 +104,7 @@ def resolve_resources(run_config: RunConfig, step: Step) -> Resources:
         cpu=_opt_str(merged.get("cpu")),
         memory=_opt_str(merged.get("memory")),
         accelerator_type=accelerator if count else None,
-        accelerator_count=count if accelerator else None,
+        accelerator_count=count if accelerator and count else None,  # gpu: 0 means none
         retries=int(str(merged.get("retries", 0))),
         retry_backoff=_opt_str(merged.get("retry_backoff")),
         timeout_seconds=int(str(merged["timeout"])) if "timeout" in merged else None,

@@ -151,8 +151,10 @@ def to_json_bytes(spec: PipelineSpec | Mapping[str, Any]) -> bytes:
     """Deterministic JSON: sorted keys, two-space indent, trailing newline (kfp's own JSON layout).
 
     Accepts the message or the dict from :func:`spec_to_dict` (converting a large spec once is cheaper).
+    UTF-8, not ``\\u`` escapes: kfp and aiplatform load spec files with a YAML parser, which turns the
+    escaped surrogate pair of an emoji into two lone surrogates that protobuf then refuses.
     """
-    return (json.dumps(spec_to_dict(spec), indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return (json.dumps(spec_to_dict(spec), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def to_yaml_bytes(spec: PipelineSpec | Mapping[str, Any]) -> bytes:

@@ -25,7 +25,7 @@ GRAPH = PipelineGraph("__default__", NODES, {"raw": DatasetKind.CATALOG, "report
 
 
 def _plan(resources: dict, grouping: str = "identity"):
-    config = parse_config({"project_id": "p", "region": "europe-west1", "run_config": {
+    config = parse_config({"project_id": "my-project", "region": "europe-west1", "run_config": {
         "image": "europe-docker.pkg.dev/p/r/app:1", "resources": resources, "grouping": {"cls": grouping}}}).config
     return build_plan(graph=GRAPH, config=config, project_name="demo", env=None)
 

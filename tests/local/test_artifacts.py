@@ -73,7 +73,7 @@ def test_a_step_reports_where_the_catalog_wrote_its_datasets(project: Path, tmp_
 def test_the_0x_key_carries_over_with_a_warning():
     from kedro_vertex_ci.config import parse_config
 
-    parsed = parse_config({"project_id": "p", "region": "r", "run_config": {
+    parsed = parse_config({"project_id": "my-project", "region": "europe-west1", "run_config": {
         "image": "i:1", "store_kedro_outputs_as_kfp_artifacts": True}})
     assert parsed.config.run_config.artifacts is True
     assert any("run_config.artifacts" in w for w in parsed.warnings)

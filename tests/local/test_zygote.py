@@ -20,7 +20,7 @@ from kedro_vertex_ci.local.zygote import project_libraries
 from kedro_vertex_ci.testing.projectgen import make_project, package_name_for
 
 BIN = Path(sys.executable).parent
-VERTEXAI = {"project_id": "p", "region": "europe-west4", "run_config": {"image": "img:1"}}
+VERTEXAI = {"project_id": "demo-project", "region": "europe-west4", "run_config": {"image": "img:1"}}
 
 # Nodes added to a generated project: each does one thing a step's process must own alone.
 _NODES = '''
