@@ -12,9 +12,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import __version__
 from .model import ConfigProvider, HostAlias, ParamType, Plan, Resources, Step
 
 STEP_COMMAND = ("kedro-vertex-ci", "step")
+VERSION_FLAG = "--kvc-version"  # the compiler's version, recorded in every step's args
 RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 JOB_NAME_PLACEHOLDER = "{{$.pipeline_job_name}}"
 ROOT_PLACEHOLDER = "{{$.pipeline_root}}"
@@ -110,7 +112,39 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
         args += ["--host-alias", format_host_alias(alias)]
     if plan.config_providers:
         args += ["--dynamic-config", format_config_providers(plan.config_providers)]
-    return args
+    return [VERSION_FLAG, __version__, *args]
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit()) or "0"
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def compatible(compiled_by: str, installed: str) -> bool:
+    """Same major version (same minor while the major is 0): the step command line did not change shape."""
+    a, b = _release(compiled_by), _release(installed)
+    return a[:2] == b[:2] if a[:1] == (0,) or b[:1] == (0,) else a[:1] == b[:1]
+
+
+def version_mismatch(argv: list[str], installed: str = "") -> str | None:
+    """Why this image cannot run a step compiled by another kedro-vertex-ci, else None.
+
+    Read before the full parse: a newer compiler may pass options this runtime does not know, and the user
+    must hear "rebuild the image", not "unrecognized arguments".
+    """
+    installed = installed or __version__
+    if VERSION_FLAG not in argv or argv.index(VERSION_FLAG) + 1 >= len(argv):
+        return None
+    compiled_by = argv[argv.index(VERSION_FLAG) + 1]
+    if compatible(compiled_by, installed):
+        return None
+    return (f"this pipeline was compiled by kedro-vertex-ci {compiled_by}, but the image runs kedro-vertex-ci "
+            f"{installed}. Rebuild the image so it installs kedro-vertex-ci=={compiled_by} (the Dockerfile "
+            f"`init --github` writes pins it; `kedro-vertex-ci build`, or push again), or compile with "
+            f"kedro-vertex-ci {installed}.")
 
 
 def format_host_alias(alias: HostAlias) -> str:
@@ -207,6 +241,7 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--mlflow-start", action="store_true")
     parser.add_argument("--mlflow-run-id-output", default=None)
     parser.add_argument("--mlflow-end", action="store_true")
+    parser.add_argument(VERSION_FLAG, default=None)
     parser.add_argument("--executor-input", default=None)
     parser.add_argument("--artifact", action="append", default=[])
     parser.add_argument("--scheduled-time", default=None)

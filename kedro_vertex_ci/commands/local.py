@@ -214,59 +214,13 @@ def _check_spec_shape(data: dict[str, Any], spec_file: Path) -> None:
     "--json", "as_json", is_flag=True, help="Print a machine-readable result instead of live progress."
 )
 @click.pass_obj
-def run_local(
-    ctx: Ctx,
-    spec_file: Path | None,
-    pipeline: str,
-    params: tuple[str, ...],
-    root: Path | None,
-    pipeline_root: str | None,
-    runner: str,
-    image: str | None,
-    build_mode: str,
-    build_args: tuple[str, ...],
-    workdir: str | None,
-    mounts: tuple[str, ...],
-    mount_data: bool,
-    preload: bool,
-    max_parallel: int | None,
-    run_id: str | None,
-    fail_fast: bool,
-    from_nodes: tuple[str, ...],
-    to_nodes: tuple[str, ...],
-    resume: bool,
-    scheduled_time: str | None,
-    as_json: bool,
-) -> None:
+def run_local(ctx: Ctx, **options: Any) -> None:  # the options are _run_local's parameters
     """Dry-run the compiled pipeline locally: the same spec Vertex would get, steps as processes or containers."""
     from ..local.executor import Interrupted
 
     with _stop_on_signals():
         try:
-            _run_local(
-                ctx,
-                spec_file,
-                pipeline,
-                params,
-                root,
-                pipeline_root,
-                runner,
-                image,
-                build_mode,
-                build_args,
-                workdir,
-                mounts,
-                mount_data,
-                preload,
-                max_parallel,
-                run_id,
-                fail_fast,
-                from_nodes,
-                to_nodes,
-                resume,
-                scheduled_time,
-                as_json,
-            )
+            _run_local(ctx, **options)
         except Interrupted as stop:  # before any step started (compiling, validating): nothing to record
             click.secho(
                 f"run-local: stopped by {stop.signal_name} before any step started", fg="yellow", err=True

@@ -93,8 +93,12 @@ def _find_in_chain(err: BaseException, kind: type[BaseException]) -> BaseExcepti
 def main(argv: list[str]) -> int:
     """Run one step; returns the process exit code."""
     _quiet_environment()
-    from ..argv import parse_step_args
+    from ..argv import parse_step_args, version_mismatch
 
+    mismatch = version_mismatch(argv)
+    if mismatch:
+        _say(mismatch)
+        return 2
     try:
         inv = parse_step_args(argv)
     except SystemExit as exit_:  # argparse: --help, or a missing required option (already printed)
