@@ -157,13 +157,33 @@ MISSING_TOKEN = (
     "`mode: compile` for jobs that should only validate (e.g. Dependabot runs, which never get a token)"
 )
 _SUPERSEDING_EVENTS = ("push", "pull_request")
+KFP_MISSING_TOKEN = (
+    "this job has no OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL is not set), and {why} needs a Google identity: "
+    "add `permissions: id-token: write` to the job (with `contents: read`), or set `mode: compile` for jobs "
+    "that should only validate. A Kubeflow target with `build: false` and kfp.auth mode none, token or dex "
+    "needs no OIDC token"
+)
+
+
+def may_run_without_google(inputs: Inputs) -> bool:
+    """Whether the config may still make this job one without Google credentials: a KFP target (the input, or
+    vertexai.yml, read later) with ``build: false``. :func:`require_credentials` decides once the config is known."""
+    return (not inputs.build or inputs.mode == UNSCHEDULE) and inputs.target in (None, "kfp")
+
+
+def require_credentials(event: Event, plan: ActionPlan, *, dry_run: bool, google_needed: bool, why: str) -> None:
+    """The credential rule of :func:`decide`, finished once the target is known (a no-op where decide decided)."""
+    if event.credentials or dry_run or plan.operation == COMPILE or not google_needed:
+        return
+    raise AuthError(MISSING_TOKEN if why == "Vertex AI" else KFP_MISSING_TOKEN.format(why=why))
 
 
 def decide(inputs: Inputs, event: Event) -> ActionPlan:
     """The plan for this run. Fork PRs (and ``mode: compile``) compile and validate only, and succeed.
 
     Anywhere else a job without credentials is an error: compiling only and exiting 0 would let the user
-    believe the pipeline ran or was scheduled.
+    believe the pipeline ran or was scheduled. Only a job that may deploy to a Kubeflow target without a build
+    is let through here; :func:`require_credentials` finishes the rule once vertexai.yml is read.
     """
     is_pr = event.name.startswith("pull_request")
     if inputs.mode == "compile":
@@ -176,7 +196,7 @@ def decide(inputs: Inputs, event: Event) -> ActionPlan:
             "pull request from a fork: GitHub gives it no OIDC token and a read-only token, so the pipeline "
             "is compiled and validated only (nothing is built, run or commented)",
         )
-    if not event.credentials and not inputs.dry_run:
+    if not event.credentials and not inputs.dry_run and not may_run_without_google(inputs):
         raise AuthError(MISSING_TOKEN)
     if inputs.mode == "auto":
         operation, reason = _auto(event)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from kedro_vertex_ci.errors import ConfigError, Problem
 
 MODES = ("auto", "run-once", "schedule", "unschedule", "compile")
+TARGETS = ("vertex", "kfp")
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -39,6 +41,8 @@ DEFAULTS: dict[str, str] = {
     "force": "false",
     "cancel-superseded": "true",
     "pip-cache-dir": "",
+    "target": "",
+    "kfp-host": "",
 }
 
 
@@ -65,6 +69,8 @@ class Inputs:
     force: bool = False  # submit (and build) again even when this commit already has a run (an image)
     cancel_superseded: bool = True
     pip_cache_dir: str | None = None  # relative to the workspace; restored by actions/cache when opted in
+    target: str | None = None  # vertex | kfp; None: run_config.target in vertexai.yml
+    kfp_host: str | None = None  # overrides kfp.host in vertexai.yml
 
 
 def raw_input(environ: Mapping[str, str], name: str) -> str:
@@ -149,6 +155,15 @@ def read_inputs(environ: Mapping[str, str]) -> Inputs:
         problems.extend(err.problems)
     if raw["workload-identity-provider"]:
         problems.extend(validate_provider(raw["workload-identity-provider"]))
+    target = raw["target"].lower()
+    if target and target not in TARGETS:
+        problems.append(Problem("action inputs", "target", f"expected vertex or kfp (or empty: run_config.target "
+                                                           f"in vertexai.yml), got {raw['target']!r}"))
+    if raw["kfp-host"] and not _HTTP_URL.match(raw["kfp-host"]):
+        problems.append(Problem("action inputs", "kfp-host", "expected the KFP API URL like "
+                                                             f"https://kubeflow.example.com/pipeline, got {raw['kfp-host']!r}"))
+    if raw["kfp-host"] and target == "vertex":
+        problems.append(Problem("action inputs", "kfp-host", "is set but target is vertex: drop one of them"))
     if raw["service-account"] and "@" not in raw["service-account"]:
         problems.append(Problem("action inputs", "service-account", "expected an email like NAME@PROJECT.iam.gserviceaccount.com"))
     if problems:
@@ -173,4 +188,6 @@ def read_inputs(environ: Mapping[str, str]) -> Inputs:
         force=force,
         cancel_superseded=cancel_superseded,
         pip_cache_dir=raw["pip-cache-dir"] or None,
+        target=target or None,
+        kfp_host=raw["kfp-host"].rstrip("/") or None,
     )

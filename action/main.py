@@ -19,16 +19,19 @@ from kedro_vertex_ci.errors import ConfigError, KvcError
 from kedro_vertex_ci.settings import require_pinned_images
 
 from .cloud import Cloud, CloudTarget, RunScope, Submitted
-from .events import COMPILE, SCHEDULE, UNSCHEDULE, ActionPlan, Event, decide, read_event
+from .events import COMPILE, SCHEDULE, UNSCHEDULE, ActionPlan, Event, decide, read_event, require_credentials
 from .github_api import GitHubClient, comment_marker
 from .inputs import Inputs, read_inputs
 from .report import Report, render_comment, render_dry_run, render_summary
 from .requirements import install_requirements
+from .target import apply_target_inputs, describe_target, needs_google_credentials, target_of
 from .workflow_commands import Runner
 
 OUTPUT_NAMES = ("image-digest", "image", "job-id", "run-url", "schedule-name", "spec-path", "state")
 SPEC_FOLDER = ".kedro-vertex-ci"
 DRY_RUN_COMMENT_GROUP = "Pull request comment (dry run: not posted)"
+SUCCEEDED = ("PIPELINE_STATE_SUCCEEDED", "SUCCEEDED")  # Vertex AI, Kubeflow Pipelines
+PLATFORMS = {"vertex": "Vertex AI", "kfp": "Kubeflow Pipelines"}
 
 CompileFn = Callable[..., Any]
 ConnectFn = Callable[[CloudTarget, Any, Mapping[str, str], Callable[[str], None], Callable[[str], None]], Cloud]
@@ -47,6 +50,7 @@ class _Run:
     report: Report
     github: GitHubClient | None = None
     pr_number: int | None = None
+    target: str = "vertex"  # vertex | kfp, once vertexai.yml and the inputs are read
 
 
 def connect_gcp(target: CloudTarget, config: Any, environ: Mapping[str, str], mask: Callable[[str], None],
@@ -55,6 +59,16 @@ def connect_gcp(target: CloudTarget, config: Any, environ: Mapping[str, str], ma
     from .gcp_cloud import connect_gcp as connect
 
     return connect(target, config, environ, mask, log)
+
+
+def connect_cloud(target: CloudTarget, config: Any, environ: Mapping[str, str], mask: Callable[[str], None],
+                  log: Callable[[str], None]) -> Cloud:
+    """Vertex AI, or the Kubeflow Pipelines of ``kfp`` when ``run_config.target`` (after the inputs) says so."""
+    if target_of(config) == "kfp":
+        from .kfp_cloud import connect_kfp
+
+        return connect_kfp(target, config, environ, mask, log)
+    return connect_gcp(target, config, environ, mask, log)
 
 
 def compile_project(project: Path, env: str | None, pipeline: str, image: str | None, params: Mapping[str, str]) -> Any:
@@ -69,7 +83,7 @@ def run(
     *,
     stream: TextIO | None = None,
     compile_fn: CompileFn = compile_project,
-    connect: ConnectFn = connect_gcp,
+    connect: ConnectFn = connect_cloud,
 ) -> int:
     """Run the action once; returns the process exit code."""
     runner = Runner(
@@ -126,12 +140,14 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
         with runner.group(f"Install the project's requirements ({requirements.name})"):
             install_requirements(requirements, runner, cache_dir=_pip_cache_dir(state))
     with runner.group(f"Compile pipeline {inputs.pipeline}"):
-        compiled = compile_fn(state.project, inputs.env, inputs.pipeline, inputs.image, inputs.params)
+        compiled = _with_target(state, compile_fn(state.project, inputs.env, inputs.pipeline, inputs.image,
+                                                  inputs.params))
         spec_path = _write_spec(state, compiled.spec_bytes)
         state.report = state.report.with_(
             steps=tuple(compiled.plan.steps), image=compiled.plan.image, spec_path=spec_path, cron=inputs.cron
         )
         runner.log(f"{len(compiled.plan.steps)} steps; spec written to {spec_path}")
+    _require_credentials(state, compiled.config)
     schedule = _schedule_settings(state, compiled.config) if plan.operation == SCHEDULE else None
     if inputs.dry_run:
         runner.log(render_dry_run(state.report, project=str(state.project), requirements=_shown(requirements, state)))
@@ -170,7 +186,8 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
             )
             runner.log(f"{'reused' if built.reused else 'built'} {built.pinned}")
         with runner.group("Compile against the built image"):
-            compiled = compile_fn(state.project, inputs.env, inputs.pipeline, built.pinned, inputs.params)
+            compiled = _with_target(state, compile_fn(state.project, inputs.env, inputs.pipeline, built.pinned,
+                                                      inputs.params))
             state.report = state.report.with_(spec_path=_write_spec(state, compiled.spec_bytes))
     if plan.operation == SCHEDULE and schedule is not None:
         with runner.group("Update the schedule"):
@@ -203,8 +220,9 @@ def _report_run(state: _Run, cloud: Cloud, submitted: Submitted) -> int:
         state.report = state.report.with_(state=final, waited=True)
         runner.log(f"{submitted.job_id} finished: {final}")
     _update_comment(state)
-    if final != "PIPELINE_STATE_SUCCEEDED":
-        runner.error(f"the pipeline run ended {final}: {submitted.run_url}", title="Vertex run failed")
+    if final not in SUCCEEDED:
+        title = "Kubeflow run failed" if state.target == "kfp" else "Vertex run failed"
+        runner.error(f"the pipeline run ended {final}: {submitted.run_url}", title=title)
         _finish(state)
         return 1
     return _finish(state)
@@ -222,6 +240,28 @@ def _cancel_superseded(state: _Run, cloud: Cloud, compiled: Any, scope: RunScope
         state.report = state.report.with_(cancelled=tuple(cancelled))
 
 
+def _with_target(state: _Run, compiled: Any) -> Any:
+    """The compiled result with the config the run deploys with (the target inputs applied), named in the report."""
+    from dataclasses import replace
+
+    config = apply_target_inputs(state.inputs, compiled.config)
+    state.target = target_of(config)
+    project_id, region = state.inputs.project_id or config.project_id, state.inputs.region or config.region
+    target = describe_target(config) if state.target == "kfp" else describe_target(
+        config.model_copy(update={"project_id": project_id, "region": region}))
+    state.report = state.report.with_(platform=PLATFORMS[state.target], target=target)
+    return compiled if config is compiled.config else replace(compiled, config=config)
+
+
+def _require_credentials(state: _Run, config: Any) -> None:
+    """Finish the credential rule of ``decide`` now that the target is known (a KFP target may need none)."""
+    build = state.plan.build
+    why = ("Vertex AI" if state.target == "vertex" else "the Cloud Build of the image (build: true)" if build
+           else "kfp.auth mode iap")
+    require_credentials(state.event, state.plan, dry_run=state.inputs.dry_run,
+                        google_needed=needs_google_credentials(build, config), why=why)
+
+
 def _schedule_settings(state: _Run, config: Any) -> Any | None:
     """The schedule the config (or the ``cron`` input) asks for; None, with a notice, when it asks for none."""
     from kedro_vertex_ci.gcp.submission import no_schedule_reason, schedule_settings, start_time_in_the_past
@@ -233,6 +273,12 @@ def _schedule_settings(state: _Run, config: Any) -> Any | None:
                             title="No schedule")
         state.report = state.report.with_(schedule_skipped=reason)
         return None
+    if state.target == "kfp":
+        from kedro_vertex_ci.kubeflow.client import cron_for_kfp
+
+        cron = cron_for_kfp(settings.cron_expression, settings.timezone)  # a time zone KFP lacks: refused now
+        state.report = state.report.with_(cron=f"{cron} (UTC)")
+        return settings
     if start_time_in_the_past(settings.start_time):
         state.runner.warning(f"start_time {settings.start_time} is in the past: Vertex AI may start the missed runs "
                              "since then right away", title="Schedule start in the past")

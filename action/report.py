@@ -43,6 +43,12 @@ class Report:
     spec_path: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
+    platform: str = "Vertex AI"  # or "Kubeflow Pipelines": names the heading and the run link
+    target: str | None = None  # where runs go, in words (vertexai.yml + the target inputs)
+
+    @property
+    def run_label(self) -> str:
+        return "KFP run" if self.platform == "Kubeflow Pipelines" else "Vertex run"
 
     def with_(self, **changes: object) -> Report:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -91,11 +97,13 @@ def _facts(report: Report) -> list[tuple[str, str]]:
     if report.build_log_url:
         facts.append(("Cloud Build", f"[build log]({report.build_log_url})"))
     facts.append(("Steps", str(len(report.steps))))
+    if report.target and report.platform != "Vertex AI":
+        facts.append(("Target", report.target))
     reused = " (this commit's existing run, not resubmitted)" if report.run_reused else ""
     if report.run_url:
-        facts.append(("Vertex run", f"[{report.job_id or 'run'}]({report.run_url}){reused}"))
+        facts.append((report.run_label, f"[{report.job_id or 'run'}]({report.run_url}){reused}"))
     elif report.job_id:
-        facts.append(("Vertex run", f"`{report.job_id}`{reused}"))
+        facts.append((report.run_label, f"`{report.job_id}`{reused}"))
     if report.cancelled:
         facts.append(("Superseded runs cancelled", ", ".join(f"`{job}`" for job in report.cancelled)))
     if report.schedule_skipped:
@@ -128,7 +136,7 @@ def _table(facts: list[tuple[str, str]]) -> str:
 def _body(report: Report, heading: str, dag_open: bool) -> list[str]:
     """Heading, facts table and the step DAG as a mermaid diagram in a details block."""
     return [
-        f"{heading} Kedro → Vertex AI: `{report.pipeline}` — {_what(report)}",
+        f"{heading} Kedro → {report.platform}: `{report.pipeline}` — {_what(report)}",
         "",
         _table(_facts(report)),
         "",
@@ -160,12 +168,15 @@ def render_dry_run(report: Report, *, project: str, requirements: str | None) ->
     if requirements:
         lines.append(f"  install: pip install -r {requirements} (the project's own dependencies, for compiling)")
     lines.append(f"  compile: {len(report.steps)} steps")
+    if report.target:
+        lines.append(f"  target: {report.target}")
     if plan.build:
         lines.append(f"  would build: {report.image or '(image from vertexai.yml)'} with Cloud Build, tagged with the commit")
     if plan.operation == SCHEDULE and report.schedule_skipped:
         lines.append(f"  would schedule nothing: {report.schedule_skipped}")
     elif plan.operation == SCHEDULE:
-        lines.append(f"  would schedule: cron {report.cron or '(from vertexai.yml)'} (replacing the current schedule)")
+        what = "recurring run" if report.platform == "Kubeflow Pipelines" else "schedule"
+        lines.append(f"  would schedule: cron {report.cron or '(from vertexai.yml)'} (replacing the current {what})")
     elif plan.operation != COMPILE:
         lines.append(f"  would submit: one run with labels {dict(plan.labels)} and params {report.params or '{}'}")
     if plan.comment:

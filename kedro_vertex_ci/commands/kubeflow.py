@@ -26,51 +26,9 @@ def _mask(secret: str) -> None:
 
 def access_factory(config: Any, provider: str | None, impersonate: str | None) -> Any:
     """A function returning fresh :class:`KfpAccess` for ``kfp.auth`` (called again after a session expires)."""
-    from ..kubeflow import auth
+    from ..kubeflow.access import access_factory as factory
 
-    settings = config.kfp.auth
-    environ = dict(os.environ)
-    if settings.mode == "token":
-        return lambda: auth.KfpAccess(existing_token=_masked(auth.token_from(settings.token_file, settings.token_env,
-                                                                             environ)), describe="bearer token")
-    if settings.mode == "dex":
-        user, password = auth.dex_credentials(settings.username_env, settings.password_env, environ)
-        _mask(password)
-        return lambda: auth.KfpAccess(cookies=auth.dex_login(config.kfp.host, user, password, _mask),
-                                      describe=f"Dex login of {user}")
-    if settings.mode == "iap":
-        return _iap_factory(config, provider, impersonate)
-    return lambda: auth.KfpAccess()
-
-
-def _masked(secret: str) -> str:
-    _mask(secret)
-    return secret
-
-
-def _iap_factory(config: Any, provider: str | None, impersonate: str | None) -> Any:
-    from ..errors import ConfigError, Problem
-    from ..gcp.auth import AuthRequest, fetch_id_token, load_credentials
-    from ..gcp.endpoints import resolve_endpoints
-    from ..kubeflow import auth
-
-    settings = config.kfp.auth
-    client_id = auth.iap_client_id(settings.client_id, os.environ)
-    account = settings.service_account or impersonate
-    if not account:
-        raise ConfigError([Problem("vertexai.yml", "kfp.auth.service_account",
-                                   "auth mode iap mints the ID token IAP checks for a service account: set "
-                                   "kfp.auth.service_account (or --impersonate-service-account) to one that "
-                                   "IAP admits, and grant your identity roles/iam.serviceAccountOpenIdTokenCreator "
-                                   "on it")])
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", config.project_id)
-    os.environ.setdefault("NO_GCE_CHECK", "True")
-    endpoints = resolve_endpoints(getattr(config, "endpoints", None), os.environ)
-    request = AuthRequest(project_id=config.project_id, endpoints=endpoints, workload_identity_provider=provider,
-                          environ=dict(os.environ))
-    source = load_credentials(request, mask=_mask)
-    token = auth.RefreshingIdToken(lambda: fetch_id_token(source, account, client_id, endpoints, mask=_mask))
-    return lambda: auth.KfpAccess(credentials=token, describe=f"IAP ID token of {account}")
+    return factory(config, os.environ, _mask, provider, impersonate)
 
 
 def target_for(config: Any, provider: str | None, impersonate: str | None) -> Any:
@@ -81,31 +39,22 @@ def target_for(config: Any, provider: str | None, impersonate: str | None) -> An
 
 
 def experiment_name(config: Any, project_name: str) -> str:
-    from ..gcp.submission import stable_identity
+    from ..kubeflow.deploy import experiment_name as name
 
-    return config.kfp.experiment or stable_identity(config, project_name)
+    return name(config, project_name)
 
 
 def runtime_parameters(spec: Any) -> dict[str, Any]:
-    """Every pipeline input with the typed value the compile gave it (defaults + --param), as on Vertex."""
-    declared = (spec.get("root", {}).get("inputDefinitions", {}).get("parameters")) or {}
-    return {name: _typed(item["defaultValue"], item.get("parameterType")) for name, item in declared.items()
-            if "defaultValue" in item}
+    from ..kubeflow.deploy import runtime_parameters as parameters
 
-
-def _typed(value: Any, parameter_type: str | None) -> Any:
-    """protobuf's Value holds every number as a double: an integer parameter goes out as an integer."""
-    if parameter_type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+    return parameters(spec)
 
 
 def _describe_commit() -> str:
     from ..gcp import names
+    from ..kubeflow.deploy import describe_commit
 
-    git = names.git_context(os.environ)
-    parts = [f"{key} {git[key]}" for key in ("branch", "sha", "pr") if git.get(key)]
-    return "kedro-vertex-ci" + (f": {', '.join(parts)}" if parts else "")
+    return describe_commit(names.git_context(os.environ))
 
 
 def _run_name(base: str) -> str:
@@ -118,15 +67,10 @@ def _run_name(base: str) -> str:
 
 def _prepare(target: Any, config: Any, compiled: Any, pipeline: str) -> tuple[str, str, str, str]:
     """(experiment id, pipeline id, version id, pipeline name) — created when missing, reused otherwise."""
-    from ..gcp import names
-    from ..gcp.submission import stable_identity
+    from ..kubeflow.deploy import prepare
 
-    identity = stable_identity(config, compiled.project_name)
-    name = names.schedule_display_name(identity, pipeline)
-    experiment = target.ensure_experiment(experiment_name(config, compiled.project_name),
-                                          getattr(config.run_config, "experiment_description", None))
-    pipeline_id, version_id = target.ensure_pipeline(name, compiled.spec, _describe_commit())
-    return experiment, pipeline_id, version_id, name
+    done = prepare(target, config, compiled, pipeline, _describe_commit())
+    return done.experiment_id, done.pipeline_id, done.version_id, done.pipeline_name
 
 
 def run_once(config: Any, compiled: Any, pipeline: str, *, wait: bool, timeout: float | None,

@@ -30,6 +30,7 @@ class KfpRun:
     run_id: str
     display_name: str
     url: str
+    state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,19 +142,51 @@ class KfpTarget:
         return versions[0].pipeline_version_id if versions else None
 
     def ensure_experiment(self, name: str, description: str | None = None) -> str:
-        experiment = self._call("create or find the experiment", lambda c: c.create_experiment(
-            name, description=description, namespace=self.namespace))
+        """The experiment's id; created when missing. A concurrent deploy creating it first (409) is fine."""
+        from kfp_server_api.exceptions import ApiException
+
+        try:
+            experiment = self._call("create or find the experiment", lambda c: c.create_experiment(
+                name, description=description, namespace=self.namespace))
+        except CloudError as err:
+            found = self.find_experiment(name) if isinstance(err.__cause__, ApiException) \
+                and err.__cause__.status == 409 else None
+            if found is None:
+                raise
+            return found
         return str(experiment.experiment_id)
 
     # ------------------------------------------------------------------ runs
     def run_once(self, *, experiment_id: str, pipeline_id: str, version_id: str, display_name: str,
                  params: Mapping[str, Any], pipeline_root: str | None, service_account: str | None,
-                 enable_caching: bool | None) -> KfpRun:
-        run = self._call("create the run", lambda c: c.run_pipeline(
+                 enable_caching: bool | None, description: str | None = None) -> KfpRun:
+        run = self._call("create the run", lambda c: c.run_pipeline_described(
             experiment_id=experiment_id, job_name=display_name, params=dict(params), pipeline_id=pipeline_id,
             version_id=version_id, pipeline_root=pipeline_root, enable_caching=enable_caching,
-            service_account=service_account))
-        return KfpRun(run.run_id, display_name, self.run_url(run.run_id))
+            service_account=service_account, description=description))
+        return KfpRun(run.run_id, display_name, self.run_url(run.run_id), str(run.state or "") or None)
+
+    def pipeline_id(self, name: str) -> str | None:
+        return self._call("look up the pipeline", lambda c: c.get_pipeline_id(name))
+
+    def runs_named(self, experiment_id: str, display_name: str) -> list[Any]:
+        """The experiment's runs with exactly this name, oldest first (creation time, then id)."""
+        flt = _equals("display_name", display_name)
+        page = self._call("list runs", lambda c: c.list_runs(page_size=100, experiment_id=experiment_id,
+                                                            namespace=self.namespace, filter=flt))
+        return sorted(page.runs or [], key=_run_order)
+
+    def terminate(self, run_id: str) -> bool:
+        """Stop a run; False when it had already finished (KFP answers 400 for runs in a final state)."""
+        from kfp_server_api.exceptions import ApiException
+
+        try:
+            self._call("terminate a run", lambda c: c.terminate_run(run_id))
+        except CloudError as err:
+            if isinstance(err.__cause__, ApiException) and err.__cause__.status in (400, 404):
+                return False
+            raise
+        return True
 
     def run_url(self, run_id: str) -> str:
         return f"{self.ui_host}/#/runs/details/{run_id}"
@@ -184,10 +217,10 @@ class KfpTarget:
         replaced = tuple(str(r.recurring_run_id) for r in self.recurring_runs(display_name)
                          if r.recurring_run_id != keep.recurring_run_id)
         for rid in replaced:
-            self._delete_recurring(rid)
+            self.delete_recurring(rid)
         return Deployed(str(keep.recurring_run_id), replaced)
 
-    def _delete_recurring(self, rid: str) -> None:
+    def delete_recurring(self, rid: str) -> None:
         """Delete; already gone is fine (a concurrent deploy deleted it first)."""
         from kfp_server_api.exceptions import ApiException
 
@@ -243,7 +276,23 @@ def _client_class() -> Any:
         def get_kfp_healthz(self, sleep_duration: int = 5) -> Any:
             return self._healthz_api.healthz_service_get_healthz()
 
+        def run_pipeline_described(self, *, experiment_id: str, job_name: str, description: str | None,
+                                   service_account: str | None, **job: Any) -> Any:
+            """``run_pipeline`` plus the run's description, which KFP has and ``run_pipeline`` does not set."""
+            import kfp_server_api
+
+            config = self._create_job_config(pipeline_package_path=None, cache_key=None, **job)
+            body = kfp_server_api.V2beta1Run(
+                experiment_id=experiment_id, display_name=job_name, description=description,
+                pipeline_spec=config.pipeline_spec, pipeline_version_reference=config.pipeline_version_reference,
+                runtime_config=config.runtime_config, service_account=service_account)
+            return self._run_api.run_service_create_run(run=body)
+
     return QuietClient
+
+
+def _run_order(run: Any) -> tuple[str, str]:
+    return (str(run.created_at or ""), str(run.run_id))
 
 
 def _order(recurring: Any) -> tuple[str, str]:

@@ -276,3 +276,26 @@ def test_mode_unschedule_deletes_the_pipelines_schedule_and_tolerates_none(actio
     assert read_outputs(Path(action_env("push_main")["GITHUB_OUTPUT"]))["schedule-name"] == scheduled["name"]
     again, log = run_action(action_env("push_main", mode="unschedule"), monkeypatch)
     assert again == 0 and "nothing to delete" in log
+
+
+def test_a_kfp_target_builds_with_cloud_build_and_runs_on_kubeflow(action_env, fake, github, monkeypatch) -> None:
+    """Issue 15: the target and kfp-host inputs switch a Vertex project to KFP; the image is still built by Cloud
+    Build (Google credentials through WIF) and the KFP run's pipeline version runs exactly that digest."""
+    from tests.fakes.kfp_server import FakeKfp
+
+    kfp = FakeKfp().start()
+    try:
+        env = action_env("pull_request", target="kfp", kfp_host=kfp.host)
+        code, log = run_action(env, monkeypatch)
+        assert code == 0, log
+        outputs = read_outputs(Path(env["GITHUB_OUTPUT"]))
+        assert len(fake.calls("POST", r"/builds$")) == 1 and not fake.calls("POST", r"/pipelineJobs$")
+        assert len(kfp.runs) == 1
+        run_ = next(iter(kfp.runs.values()))
+        version = kfp.versions[run_["pipeline_version_reference"]["pipeline_version_id"]]
+        assert images_in(version["pipeline_spec"]) == {
+            f"europe-docker.pkg.dev/demo-project/kvc/demo@{outputs['image-digest']}"}
+        assert outputs["run-url"] == f"{kfp.url}/#/runs/details/{run_['run_id']}"
+        assert outputs["run-url"] in github.state.comments[17][0]["body"]
+    finally:
+        kfp.stop()

@@ -130,6 +130,7 @@ class FakeKfp:
     recurring: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     sessions: set[str] = field(default_factory=set)
+    terminated: set[str] = field(default_factory=set)
     logins: int = 0
 
     def __post_init__(self) -> None:
@@ -261,7 +262,8 @@ class FakeKfp:
             ("GET", rf"{API}/experiments", lambda: self._list(self.experiments, "experiments", q)),
             ("POST", rf"{API}/runs", lambda: self._create_run(body)),
             ("GET", rf"{API}/runs/(?P<rid>[^/:]+)", lambda rid: self._get_run(rid)),
-            ("GET", rf"{API}/runs", lambda: self._list(self.runs, "runs", q)),
+            ("POST", rf"{API}/runs/(?P<rid>[^/:]+):terminate", lambda rid: self._terminate_run(rid, body)),
+            ("GET", rf"{API}/runs", lambda: self._list(self._runs_in(q.get("experiment_id")), "runs", q)),
             ("POST", rf"{API}/recurringruns", lambda: self._create_recurring(body)),
             ("GET", rf"{API}/recurringruns", lambda: self._list(self.recurring, "recurringRuns", q)),
             ("GET", rf"{API}/recurringruns/(?P<rid>[^/:]+)", lambda rid: (200, self._recurring(rid))),
@@ -369,9 +371,28 @@ class FakeKfp:
         self.runs[rid] = {**data, "run_id": rid, "state": self.run_states[0], "created_at": self._now()}
         return 200, self.runs[rid]
 
+    def _runs_in(self, experiment_id: str | None) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.runs.items() if not experiment_id or v.get("experiment_id") == experiment_id}
+
+    def _terminate_run(self, rid: str, body: bytes) -> tuple[int, Any]:
+        """As the server's TerminateRun: only PENDING/RUNNING/PAUSED runs move to CANCELING, else 400."""
+        if body.strip() not in (b"", b"{}"):
+            raise Reject(400, "terminate takes no body")
+        if rid not in self.runs:
+            raise Reject(404, f"run {rid} not found")
+        if self.runs[rid]["state"] not in ("PENDING", "RUNNING", "PAUSED", "RUNTIME_STATE_UNSPECIFIED"):
+            raise Reject(400, f"Failed to terminate a run {rid}. Row not found")
+        self.runs[rid]["state"] = "CANCELING"
+        self.terminated.add(rid)
+        return 200, {}
+
     def _get_run(self, rid: str) -> tuple[int, Any]:
         if rid not in self.runs:
             raise Reject(404, f"run {rid} not found")
+        if rid in self.terminated:
+            self.runs[rid]["state"] = "CANCELED"
+            self.runs[rid].setdefault("finished_at", self._now())
+            return 200, self.runs[rid]
         polls = self._polls[rid] = self._polls.get(rid, 0) + 1
         self.runs[rid]["state"] = self.run_states[min(polls, len(self.run_states) - 1)]
         if self.runs[rid]["state"] in ("SUCCEEDED", "FAILED", "CANCELED"):
