@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import PluginConfig, RunConfig, parse_config
 from .errors import ConfigError, Problem
 from .model import ConfigProvider, DatasetKind, HostAlias, PipelineGraph, Plan, Step
 from .names import sanitize_name
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Compiled:
     project_name: str
     env: str | None
     warnings: tuple[str, ...] = field(default=())
+    estimate: str | None = None  # one line: steps, estimated wall and billed time on Vertex (planning)
 
     @property
     def step_count(self) -> int:
@@ -90,11 +93,15 @@ def build_plan(
     overrides: Mapping[str, Any] | None = None,
     on_exit_graph: PipelineGraph | None = None,
     mlflow: bool = False,
+    durations: Mapping[str, float] | None = None,
 ) -> Plan:
-    """The pure middle of the compile: graph + config + options → :class:`Plan`."""
+    """The pure middle of the compile: graph + config + options → :class:`Plan`.
+
+    ``durations``: measured seconds per node, for grouping ``auto``'s cost model.
+    """
     from .grouping import group_steps
     from .params import apply_overrides, pipeline_params
-    from .settings import resolve_resources
+    from .settings import node_placements, resolve_resources
 
     run_config = config.run_config
     _check_overrides_of_run_values(graph.parameters, overrides or {})
@@ -104,11 +111,14 @@ def build_plan(
     )
     combined = _with_on_exit_nodes(graph, on_exit_graph)
     on_exit_nodes = frozenset(n.name for n in combined.nodes[len(graph.nodes) :])
+    auto = run_config.grouping.cls == "auto"
     steps = group_steps(
         combined,
         run_config.grouping.cls,
         run_config.grouping.params,
         on_exit_nodes=on_exit_nodes,
+        durations=durations if auto else None,
+        placements=node_placements(run_config, graph.nodes) if auto else None,
     )
     on_exit = _on_exit_step(on_exit_graph, graph, steps) if on_exit_graph is not None else None
     steps, on_exit = _without_run_value_params(steps, on_exit, parameters)
@@ -220,18 +230,25 @@ def _uses_kedro_mlflow(project: Path) -> bool:
     return False
 
 
-def compile_pipeline(
-    project: Path,
-    env: str | None = None,
-    pipeline: str = "__default__",
-    image: str | None = None,
-    params: Mapping[str, Any] | None = None,
-) -> Compiled:
-    """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec."""
+@dataclass(frozen=True)
+class _Loaded:
+    """What the compile reads from the project, before any grouping."""
+
+    config: PluginConfig
+    warnings: tuple[str, ...]
+    sources: Any
+    graph: PipelineGraph
+    on_exit_graph: PipelineGraph | None
+    project_name: str
+    requested_env: str | None
+    mlflow: bool
+    measured: Any  # durations.Measured
+
+
+def _load(project: Path, env: str | None, pipeline: str) -> _Loaded:
+    from .durations import measured_durations
     from .kedro_io import open_project
     from .runtime.resolvers import deferred_run_values
-    from .settings import unmatched_keys
-    from .spec import emit, spec_to_dict, to_json_bytes
 
     with open_project(project, env) as kedro_project:
         parsed = parse_config(kedro_project.config_raw(), kedro_project.config_sources())
@@ -241,20 +258,50 @@ def compile_pipeline(
             on_exit_graph = None
             if run_config.on_exit_pipeline:
                 on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
-        plan = _located(
-            kedro_project.config_sources(),
-            build_plan,
-            graph=graph,
+        return _Loaded(
             config=parsed.config,
-            project_name=kedro_project.info.project_name,
-            env=kedro_project.requested_env,
-            image=image,
-            overrides=params,
+            warnings=tuple(parsed.warnings),
+            sources=kedro_project.config_sources(),
+            graph=graph,
             on_exit_graph=on_exit_graph,
+            project_name=kedro_project.info.project_name,
+            requested_env=kedro_project.requested_env,
             mlflow=_uses_kedro_mlflow(project),
+            measured=measured_durations(project),
         )
-        project_name = kedro_project.info.project_name
-    warnings = list(parsed.warnings)
+
+
+def _plan(loaded: _Loaded, config: PluginConfig, image: str | None, params: Mapping[str, Any] | None) -> Plan:
+    return _located(
+        loaded.sources,
+        build_plan,
+        graph=loaded.graph,
+        config=config,
+        project_name=loaded.project_name,
+        env=loaded.requested_env,
+        image=image,
+        overrides=params,
+        on_exit_graph=loaded.on_exit_graph,
+        mlflow=loaded.mlflow,
+        durations=loaded.measured.seconds,
+    )
+
+
+def compile_pipeline(
+    project: Path,
+    env: str | None = None,
+    pipeline: str = "__default__",
+    image: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Compiled:
+    """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec."""
+    from .settings import unmatched_keys
+    from .spec import emit, spec_to_dict, to_json_bytes
+
+    loaded = _load(project, env, pipeline)
+    plan = _plan(loaded, loaded.config, image, params)
+    run_config = loaded.config.run_config
+    warnings = list(loaded.warnings)
     all_steps = (*plan.steps, plan.on_exit) if plan.on_exit else plan.steps
     for key in unmatched_keys(run_config, all_steps):
         warnings.append(f"run_config.resources/node_selectors key '{key}' matches no node, tag or group")
@@ -263,19 +310,85 @@ def compile_pipeline(
         spec=spec,
         spec_bytes=to_json_bytes(spec),
         plan=plan,
-        config=parsed.config,
-        project_name=project_name,
+        config=loaded.config,
+        project_name=loaded.project_name,
         env=env,
         warnings=tuple(warnings),
+        estimate=_estimate_line(loaded, plan),
     )
 
 
-def _located(sources: Any, build: Any, **kwargs: Any) -> Plan:
+def _estimate_line(loaded: _Loaded, plan: Plan) -> str | None:
+    """The compiled plan's estimate; None when the grouping params do not fit the model (auto reports that)."""
+    from .planning import cost_params, durations_for, estimate_plan, graph_lower_bound, summary_line
+
+    try:
+        cost = cost_params(loaded.config.run_config.grouping.params)
+    except ConfigError:
+        return None
+    durations = durations_for(loaded.graph, loaded.measured.seconds, loaded.measured.run, cost)
+    chosen = estimate_plan(plan, loaded.graph, durations, cost, loaded.config.run_config.grouping.cls)
+    return summary_line(chosen, graph_lower_bound(loaded.graph, durations, cost), durations)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``plan``: the same pipeline grouped by identity, tag and auto, each estimated, plus the lower bound."""
+
+    pipeline: str
+    configured: str
+    cost: Any  # costmodel.CostParams
+    durations: Any  # planning.Durations
+    lower: Any  # costmodel.LowerBound
+    plans: tuple[Any, ...]  # planning.PlanEstimate, one per strategy
+
+
+def compare_groupings(
+    project: Path,
+    env: str | None = None,
+    pipeline: str = "__default__",
+    cost_overrides: Mapping[str, Any] | None = None,
+    use_measurements: bool = True,
+) -> Comparison:
+    """Group the pipeline with identity, tag and auto and estimate each (``auto`` with the same model)."""
+    from .config import GroupingConfig
+    from .durations import Measured
+    from .planning import cost_params, durations_for, estimate_plan, graph_lower_bound
+
+    loaded = _load(project, env, pipeline)
+    if not use_measurements:
+        loaded = dataclasses.replace(loaded, measured=Measured())
+    grouping = loaded.config.run_config.grouping
+    cost = _located(loaded.sources, cost_params, grouping_params=grouping.params, overrides=cost_overrides)
+    durations = durations_for(loaded.graph, loaded.measured.seconds, loaded.measured.run, cost)
+    tag_prefix = {k: v for k, v in grouping.params.items() if k == "tag_prefix"}
+    auto_params = {**grouping.params, **{k: v for k, v in (cost_overrides or {}).items() if v is not None}}
+    auto_params = {k: v for k, v in auto_params.items() if k in ("tag_prefix", "step_overhead", "parallelism",
+                                                                "duration_scale", "default_node_duration")}
+    variants = {"identity": {}, "tag": tag_prefix, "auto": auto_params}
+    plans = []
+    for strategy, params in variants.items():
+        run_config = loaded.config.run_config.model_copy(
+            update={"grouping": GroupingConfig(cls=strategy, params=params)}
+        )
+        config = loaded.config.model_copy(update={"run_config": run_config})
+        plans.append(estimate_plan(_plan(loaded, config, None, None), loaded.graph, durations, cost, strategy))
+    return Comparison(
+        pipeline=pipeline,
+        configured=grouping.cls,
+        cost=cost,
+        durations=durations,
+        lower=graph_lower_bound(loaded.graph, durations, cost),
+        plans=tuple(plans),
+    )
+
+
+def _located(sources: Any, build: Callable[..., _T], **kwargs: Any) -> _T:
     """Run ``build``; point config errors it raises at the file and line of the key they name."""
     from .config import locate_key
 
     try:
-        return build(**kwargs)  # type: ignore[no-any-return]
+        return build(**kwargs)
     except ConfigError as err:
         problems = []
         for problem in err.problems:

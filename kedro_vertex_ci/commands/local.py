@@ -147,6 +147,13 @@ def _load_spec(
     help="With --run-id of an earlier run: skip the steps it finished, run the failed and skipped ones.",
 )
 @click.option(
+    "--simulate-step-overhead",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Delay each step's start by SECONDS, as a step start on Vertex would (checks `plan`'s estimate).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print a machine-readable result instead of live progress."
 )
 @click.pass_obj
@@ -169,6 +176,7 @@ def run_local(
     from_nodes: tuple[str, ...],
     to_nodes: tuple[str, ...],
     resume: bool,
+    simulate_step_overhead: float,
     as_json: bool,
 ) -> None:
     """Dry-run the compiled pipeline locally: the same spec Vertex would get, steps as processes or containers."""
@@ -193,6 +201,7 @@ def run_local(
             from_nodes=_split_names(from_nodes),
             to_nodes=_split_names(to_nodes),
             resume=resume,
+            simulate_step_overhead=simulate_step_overhead,
         )
         graph = prepare(spec, options).graph
     except BaseException:

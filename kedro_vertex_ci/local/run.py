@@ -5,6 +5,7 @@ Layout under the local root (a folder standing in for ``gs://``)::
     <root>/<run id>/run.json        job name, spec hash (kept so a rerun with the same id renders the same)
     <root>/<run id>/logs/<task>.log  each step's stdout + stderr
     <root>/<run id>/result.json     the machine-readable result (what ``--json`` prints)
+    <root>/<run id>/node-durations.json  seconds per Kedro node, measured by the steps (grouping ``auto``)
     <root>/<run id>/outputs/<task>/<name>  task output parameters (``{{$.outputs.parameters[...].output_file}}``)
     <root>/kedro-vertex-ci/<run id>/  data the step runtime passes between steps
 """
@@ -59,6 +60,7 @@ class RunOptions:
     from_nodes: Sequence[str] = ()
     to_nodes: Sequence[str] = ()
     resume: bool = False  # skip the steps an earlier attempt with this run id finished
+    simulate_step_overhead: float = 0.0  # seconds each step waits before it starts, as on Vertex (plan's S)
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,8 @@ def run_spec(
     logs = run_dir / "logs"
 
     def launch(task: Task, statuses: Mapping[str, str]) -> int:
+        if options.simulate_step_overhead > 0:  # holds the step's slot, like a VM starting on Vertex
+            time.sleep(options.simulate_step_overhead)
         produced = read_outputs(task, ctx)
         command, args = render_command(task, ctx, statuses, produced)
         inv = Invocation(
@@ -240,6 +244,9 @@ def run_spec(
         steps=_in_order([*prepared.reused, *outcomes], prepared.order),
         duration=time.monotonic() - begin,
     )
+    from ..durations import collect_run_durations
+
+    collect_run_durations(pipeline_root, run_id, run_dir)  # before result.json: its mtime dates the run
     _write_json(run_dir / "result.json", result.to_json())
     return result
 
