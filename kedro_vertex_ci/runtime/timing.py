@@ -2,7 +2,7 @@
 
 A session-local hook notes, per node, the first moment it touches anything (loading an input, or starting
 when it has none) and the last (its run ending, or saving an output): load + run + save, which is what the
-node adds to its step. Written at the end of the step as one small JSON file next to the run's intermediate
+node adds to its step. Written at the end of the step as one small JSON file beside the run's intermediate
 data, only when the pipeline root is a local folder (``run-local``): on Vertex it would cost every step a
 Cloud Storage round trip (and a gcsfs import) for numbers nothing reads yet.
 """
@@ -18,14 +18,14 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from .intermediate import escape_name, run_folder
+from .intermediate import FOLDER, escape_name
 
-FOLDER = "node-durations"
+DURATIONS = "_node-durations"  # no run id starts with "_", so this never meets a run's data folder
 
 
 def durations_folder(root: str, run_id: str) -> str:
-    """Where the steps of run ``run_id`` put their node durations (one file per step)."""
-    return f"{run_folder(root, run_id)}/{FOLDER}"
+    """Where the steps of run ``run_id`` put their node durations (one file per step), beside its data."""
+    return f"{root.rstrip('/')}/{FOLDER}/{DURATIONS}/{escape_name(run_id)}"
 
 
 class NodeTimer:
