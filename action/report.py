@@ -38,6 +38,7 @@ class Report:
     spec_path: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
+    estimate: str | None = None  # the compile's estimate on Vertex: steps, wall, billed, lower bound
 
     def with_(self, **changes: object) -> Report:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -83,6 +84,8 @@ def _facts(report: Report) -> list[tuple[str, str]]:
     if report.build_log_url:
         facts.append(("Cloud Build", f"[build log]({report.build_log_url})"))
     facts.append(("Steps", str(len(report.steps))))
+    if report.estimate:
+        facts.append(("Estimate", report.estimate))
     if report.run_url:
         facts.append(("Vertex run", f"[{report.job_id or 'run'}]({report.run_url})"))
     elif report.job_id:
@@ -147,6 +150,8 @@ def render_dry_run(report: Report, *, project: str, requirements: str | None) ->
     if requirements:
         lines.append(f"  install: pip install -r {requirements} (the project's own dependencies, for compiling)")
     lines.append(f"  compile: {len(report.steps)} steps")
+    if report.estimate:
+        lines.append(f"  estimate on Vertex: {report.estimate}")
     if plan.build:
         lines.append(f"  would build: {report.image or '(image from vertexai.yml)'} with Cloud Build, tagged with the commit")
     if plan.operation == SCHEDULE:
