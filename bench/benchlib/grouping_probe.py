@@ -57,8 +57,10 @@ def main() -> None:
         plans["tag"] = {"steps": est.steps, "wall": est.wall, "billed": est.billed}
     single = wall([tuple(order)], [[]])
     plans["single"] = {"steps": 1, "wall": single.wall, "billed": single.billed}
+    placements = node_placements(loaded.config.run_config, graph.nodes)
     result = {
         "nodes": len(graph.nodes),
+        "single_valid": len(set(placements.values())) <= 1,  # one step for all breaks no placement
         "measured": durations.measured_count,
         "model": {"S": cost.step_overhead, "P": cost.parallelism, "default": cost.default_node_duration},
         "plans": plans,
@@ -68,7 +70,6 @@ def main() -> None:
     if len(order) <= MAX_UNITS:
         index = grouping._NodeIndex.build(graph, frozenset())
         units = grouping._units(index, "group.")
-        placements = node_placements(loaded.config.run_config, graph.nodes)
         unit_graph = grouping._unit_graph(units, index, node_seconds(order, {}, cost).seconds if
                                           args.no_measurements else durations.seconds, placements)
         best, _ = optimum(unit_graph, cost)

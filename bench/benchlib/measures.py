@@ -668,6 +668,8 @@ def _spaceflights_like(parent: Path) -> Path:
         "companies: 50\nshuttles: 80\nreviews: 30\nmodel_options: {test_size: 0.2}\n"
     )
     (project / "conf" / "base" / "vertexai.yml").write_text(yaml.safe_dump(AUTO_CONFIG))
+    settings = project / "src" / "spaceflights" / "settings.py"  # the bench venv has kedro-mlflow; this project not
+    settings.write_text(settings.read_text() + '\nDISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)\n')
     return project
 
 
@@ -725,7 +727,7 @@ def measure_grouping(
             "starter's 9-node graph (`kedro new --example` fetches the starter from GitHub, unreachable here); "
             f"layered graphs of {n} and {big} nodes (width {width}, each node reads two of the layer above). "
             f"`tag` on the layered graphs: one `group.layer_<k>` per layer; `single` = all nodes in one step "
-            "(on the example it breaks the placement rule, so it is a reference, not a valid plan).",
+            "(on the example it breaks the placement rule, so it is a reference there, left out of 'best other').",
         ],
     )
     steps_table = Table(
@@ -771,7 +773,8 @@ def measure_grouping(
         steps_table.rows.append([label, after["nodes"], *(cell(p[k]) for k in ("identity", "tag", "single", "auto")),
                                  f"{bound['wall'] / 60:.1f}", f"{p['auto']['wall'] / bound['wall']:.2f}×"])
         q = before["plans"]
-        best = min(q["identity"]["wall"], q["tag"]["wall"], q["single"]["wall"])
+        valid = ("identity", "tag", "single") if before["single_valid"] else ("identity", "tag")
+        best = min(q[k]["wall"] for k in valid)
         optimum = before.get("optimum")
         none_table.rows.append([label, before["nodes"], *(cell(q[k]) for k in ("identity", "tag", "single", "auto")),
                                 f"{best / 60:.1f}",
