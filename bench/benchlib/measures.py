@@ -669,7 +669,7 @@ def _spaceflights_like(parent: Path) -> Path:
     )
     (project / "conf" / "base" / "vertexai.yml").write_text(yaml.safe_dump(AUTO_CONFIG))
     settings = project / "src" / "spaceflights" / "settings.py"  # the bench venv has kedro-mlflow; this project not
-    settings.write_text(settings.read_text() + '\nDISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)\n')
+    settings.write_text(settings.read_text() + '\nDISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")\n')
     return project
 
 
