@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: install demo test test-fast lint docs bench docker-up docker-down clean
+.PHONY: install demo demo-docker test test-fast lint docs bench docker-up docker-down clean fuzz fuzz-cli
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,17 @@ lint: install
 docs: install
 	$(PY) -m kedro_vertex_ci.docs_gen > docs/configuration.md
 
+# The example end to end in containers: run-local builds examples/spaceflights_lite/Dockerfile with the local
+# engine and runs every step in it. Offline machines have no Docker Hub, so the Dockerfile's BASE_IMAGE is
+# swapped (a build argument, nothing else) for an image holding the example's dependencies, built from wheels.
+DEMO_DEPS_IMAGE := kvc-demo/spaceflights-lite-deps:latest
+demo-docker: install docker-up
+	$(PY) -m pip install -q -e examples/spaceflights_lite
+	eval "$$(bash scripts/docker-engine.sh up)" \
+	  && bash scripts/build-project-image.sh examples/spaceflights_lite $(DEMO_DEPS_IMAGE) >/dev/null \
+	  && cd examples/spaceflights_lite \
+	  && ../../$(VENV)/bin/kedro-vertex-ci run-local --runner docker --build-arg BASE_IMAGE=$(DEMO_DEPS_IMAGE)
+
 docker-up:
 	bash scripts/docker-engine.sh up
 
@@ -40,6 +51,13 @@ test: install lint docker-up
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not docker"
+
+# Longer fuzz tiers (make test runs each at scale 1). `fuzz` runs them all.
+fuzz: fuzz-cli
+
+fuzz-cli: install docker-up
+	KVC_FUZZ_SCALE=10 KVC_DOCKERIGNORE_CASES=40 $(PY) -m pytest -q -p no:cacheprovider \
+		tests/cli/test_fuzz_cli.py tests/docker/test_dockerignore_oracle.py
 
 bench: install
 	$(PY) bench/run_all.py

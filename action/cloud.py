@@ -1,13 +1,14 @@
 """The cloud operations the action orchestrates, as one small interface over ``kedro_vertex_ci.gcp``.
 
-:class:`Cloud` is what ``main.run`` talks to; :func:`connect_gcp` builds the real one (credentials from
-Workload Identity Federation, clients at the configured endpoints). Keeping the action's needs in one
-interface keeps ``main`` readable and lets the dry run prove it never reaches this module.
+:class:`Cloud` is what ``main.run`` talks to; ``action.gcp_cloud`` holds the real one (credentials from
+Workload Identity Federation, clients at the configured endpoints) and imports this module, never the other
+way round. Keeping the action's needs in one interface keeps ``main`` readable and lets the dry run prove it
+never reaches the cloud.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ class Built:
     digest: str  # sha256:...
     build_id: str | None = None
     log_url: str | None = None
+    reused: bool = False  # the tag already existed: nothing was built
 
     @property
     def pinned(self) -> str:
@@ -35,6 +37,7 @@ class Submitted:
     job_id: str
     run_url: str
     state: str | None = None
+    reused: bool = False  # this commit's run already existed: nothing was submitted
 
 
 @dataclass(frozen=True)
@@ -53,24 +56,26 @@ class CloudTarget:
     service_account: str | None
 
 
-class Cloud(Protocol):
-    def build(self, project: Path, image: str, *, sha: str, branch: str | None) -> Built: ...
+@dataclass(frozen=True)
+class RunScope:
+    """Which runs belong together: this pipeline of this project, at a commit, on a PR or branch."""
 
-    def run_once(self, compiled: Any, *, labels: Mapping[str, str], params: Mapping[str, str]) -> Submitted: ...
+    sha: str
+    branch: str | None = None
+    pr_number: int | None = None
+    run_id: str | None = None  # GITHUB_RUN_ID: a later workflow run has a larger id
+
+
+class Cloud(Protocol):
+    def build(self, project: Path, image: str, *, sha: str, branch: str | None, reuse: bool) -> Built: ...
+
+    def find_run(self, compiled: Any, scope: RunScope) -> Submitted | None: ...
+
+    def cancel_superseded(self, compiled: Any, scope: RunScope) -> list[str]: ...
+
+    def run_once(self, compiled: Any, *, labels: Mapping[str, str], params: Mapping[str, str],
+                 scope: RunScope | None) -> Submitted: ...
 
     def wait(self, submitted: Submitted) -> str: ...
 
-    def schedule(self, compiled: Any, *, cron: str | None) -> Scheduled: ...
-
-
-def connect_gcp(
-    target: CloudTarget,
-    config: Any,
-    environ: Mapping[str, str],
-    mask: Callable[[str], None],
-    log: Callable[[str], None],
-) -> Cloud:
-    """Authenticate (WIF from the job's OIDC token, or a credentials file) and return the real cloud."""
-    from .gcp_cloud import GcpCloud  # google libraries load only when a cloud call is really made
-
-    return GcpCloud.connect(target, config, environ, mask, log)
+    def schedule(self, compiled: Any, settings: Any) -> Scheduled: ...

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kedro_vertex_ci.errors import ConfigError
+from kedro_vertex_ci.errors import AuthError, ConfigError
+from kedro_vertex_ci.names import sanitize_label_value
 
 from .inputs import Inputs
 
@@ -55,6 +56,9 @@ class ActionPlan:
     comment: bool  # keep the sticky PR comment for this pipeline up to date
     reason: str  # one sentence shown in the log and the summary
     labels: Mapping[str, str] = field(default_factory=dict)
+    reuse: bool = False  # reuse this commit's run instead of submitting again
+    reuse_image: bool = True  # use the image already tagged with this commit instead of building again
+    cancel_superseded: bool = False  # cancel still-running runs of older commits of this PR/branch
 
 
 def _load_payload(path: str | None) -> dict[str, Any]:
@@ -117,18 +121,18 @@ def read_event(environ: Mapping[str, str]) -> Event:
 
 
 def run_labels(event: Event) -> dict[str, str]:
-    """Vertex labels that tie a run to its commit, branch and PR (values: lowercase, <= 63 chars)."""
-    labels = {"git-sha": event.head_sha[:12].lower(), "github-event": event.name}
+    """Vertex labels that tie a run to its commit, branch and PR (values: lowercase, <= 63 chars).
+
+    ``git-sha`` is the full commit the user pushed: the Action finds "this commit's run" by it.
+    """
+    labels = {"git-sha": event.head_sha.lower(), "github-event": sanitize_label_value(event.name)}
     if event.branch:
-        labels["git-branch"] = _label_value(event.branch)
+        labels["git-branch"] = sanitize_label_value(event.branch)
     if event.pr_number:
         labels["github-pr"] = str(event.pr_number)
+    if event.run_id and event.run_id.isdigit():
+        labels["github-run"] = event.run_id  # run ids grow: they order runs of one branch
     return {key: value for key, value in labels.items() if value}
-
-
-def _label_value(text: str) -> str:
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text.lower())
-    return cleaned[:63].strip("-_")
 
 
 def _auto(event: Event) -> tuple[str, str]:
@@ -146,8 +150,20 @@ def _auto(event: Event) -> tuple[str, str]:
     return COMPILE, f"event {event.name} has no automatic action: compile and validate only"
 
 
+MISSING_TOKEN = (
+    "this job has no OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL is not set), so nothing can be built, run or "
+    "scheduled: add `permissions: id-token: write` to the job (with `contents: read`), or set "
+    "`mode: compile` for jobs that should only validate (e.g. Dependabot runs, which never get a token)"
+)
+_SUPERSEDING_EVENTS = ("push", "pull_request")
+
+
 def decide(inputs: Inputs, event: Event) -> ActionPlan:
-    """The plan for this run. Fork PRs and jobs without credentials compile and validate only, and succeed."""
+    """The plan for this run. Fork PRs (and ``mode: compile``) compile and validate only, and succeed.
+
+    Anywhere else a job without credentials is an error: compiling only and exiting 0 would let the user
+    believe the pipeline ran or was scheduled.
+    """
     is_pr = event.name.startswith("pull_request")
     if inputs.mode == "compile":
         return ActionPlan(COMPILE, False, False, "mode: compile: compile and validate only")
@@ -160,13 +176,7 @@ def decide(inputs: Inputs, event: Event) -> ActionPlan:
             "is compiled and validated only (nothing is built, run or commented)",
         )
     if not event.credentials and not inputs.dry_run:
-        return ActionPlan(
-            COMPILE,
-            False,
-            False,
-            "no OIDC token in this job (add `permissions: id-token: write` to the job, or this is a Dependabot "
-            "run): the pipeline is compiled and validated only",
-        )
+        raise AuthError(MISSING_TOKEN)
     if inputs.mode == "auto":
         operation, reason = _auto(event)
     else:
@@ -174,4 +184,8 @@ def decide(inputs: Inputs, event: Event) -> ActionPlan:
     if operation == COMPILE:
         return ActionPlan(COMPILE, False, False, reason)
     comment = operation == RUN_ONCE and (is_pr or (event.name == "push" and event.branch is not None))
-    return ActionPlan(operation, inputs.build, comment, reason, run_labels(event))
+    # A manual run means "run it again"; automatic events reuse what this commit already has.
+    reuse = not inputs.force and event.name in _SUPERSEDING_EVENTS
+    cancel = inputs.cancel_superseded and operation == RUN_ONCE and event.name in _SUPERSEDING_EVENTS
+    return ActionPlan(operation, inputs.build, comment, reason, run_labels(event), reuse=reuse,
+                      reuse_image=not inputs.force, cancel_superseded=cancel and bool(event.branch or event.pr_number))

@@ -17,9 +17,17 @@ from uuid import uuid4
 
 from kedro_vertex_ci.errors import CloudError, ConfigError, Problem
 
-from .cloud import Built, CloudTarget, Scheduled, Submitted
+from .cloud import Built, CloudTarget, RunScope, Scheduled, Submitted
 
 Log = Callable[[str], None]
+_ACTIVE_STATES = {"PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING",
+                  "PIPELINE_STATE_PAUSED"}
+
+
+def connect_gcp(target: CloudTarget, config: Any, environ: Mapping[str, str], mask: Callable[[str], None],
+                log: Log) -> GcpCloud:
+    """Authenticate (WIF from the job's OIDC token, or a credentials file) and return the real cloud."""
+    return GcpCloud.connect(target, config, environ, mask, log)
 
 
 class GcpCloud:
@@ -53,8 +61,11 @@ class GcpCloud:
         )
         return cls(config, load_credentials(request, mask=mask), endpoints, environ, log)
 
-    def build(self, project: Path, image: str, *, sha: str, branch: str | None) -> Built:
-        """Upload the project (ignore rules applied), build its Dockerfile with cache, push IMAGE:SHA."""
+    def build(self, project: Path, image: str, *, sha: str, branch: str | None, reuse: bool = False) -> Built:
+        """Upload the project (ignore rules applied), build its Dockerfile with cache, push IMAGE:SHA.
+
+        With ``reuse``, an image already tagged with this commit in Artifact Registry is used as it is.
+        """
         from kedro_vertex_ci.gcp import names
         from kedro_vertex_ci.gcp.cloudbuild import (
             BuildSettings,
@@ -63,8 +74,9 @@ class GcpCloud:
             image_repository,
             pushed_digest,
         )
+        from kedro_vertex_ci.gcp.registry import tagged_digest
         from kedro_vertex_ci.gcp.source import collect_files, make_tarball
-        from kedro_vertex_ci.gcp.storage import Storage, default_staging_bucket
+        from kedro_vertex_ci.gcp.storage import Storage, default_staging_bucket, staging_bucket
 
         config, build = self.config, getattr(self.config, "build", None)
         dockerfile = getattr(build, "dockerfile", None) or "Dockerfile"
@@ -75,17 +87,22 @@ class GcpCloud:
                          "or set the action input build: false")]
             )
         repository = image_repository(getattr(build, "image", None) or image)
+        if reuse and sha:
+            tag = names.docker_tag(sha)
+            try:
+                digest = tagged_digest(repository, tag, self.credentials, self.endpoints)
+            except Exception as err:  # noqa: BLE001 - not knowing only costs a build
+                self.log(f"could not check whether {repository}:{tag} exists ({err}); building it")
+                digest = None
+            if digest:
+                self.log(f"{repository}:{tag} already exists ({digest}): not rebuilt")
+                return Built(image=f"{repository}:{tag}", digest=digest, reused=True)
         files = collect_files(project)
         tarball = make_tarball(project, files)
         content = hashlib.sha256(tarball).hexdigest()
         commit = sha or f"src-{content[:12]}"
-        root = str(getattr(config.run_config, "root", None) or "")
+        bucket = staging_bucket(config)
         default_bucket = default_staging_bucket(config.project_id)
-        bucket = (
-            getattr(build, "staging_bucket", None)
-            or (root[5:].split("/", 1)[0] if root.startswith("gs://") else None)
-            or default_bucket
-        )
         source = f"kedro-vertex-ci/source/{names.docker_tag(commit)}-{content[:12]}.tgz"
         region = getattr(build, "region", None)
         self.log(f"uploading {len(files)} files ({len(tarball) / 1024:.0f} KiB) to gs://{bucket}/{source}")
@@ -122,16 +139,67 @@ class GcpCloud:
         items = tuple(f"{key}={value}" for key, value in labels.items())
         return job_settings(project, _with_config(compiled, self.config), pipeline, items, None, display_name)
 
-    def run_once(self, compiled: Any, *, labels: Mapping[str, str], params: Mapping[str, str]) -> Submitted:
-        """Submit one PipelineJob (params were applied at compile time as the inputs' defaults)."""
+    def _filter(self, compiled: Any, **labels: str) -> str:
+        """A list filter for this project's runs of this pipeline, plus ``labels`` (AIP-160, ANDed)."""
+        from kedro_vertex_ci.gcp import names
+        from kedro_vertex_ci.gcp.submission import stable_identity
+
+        pipeline = _pipeline_of(compiled)
+        wanted = names.labels({"kvc_project": stable_identity(self.config, compiled.project_name),
+                               "kvc_pipeline": "default" if pipeline == "__default__" else pipeline})
+        wanted.update(labels)
+        return " AND ".join(f'labels.{key}="{value}"' for key, value in wanted.items())
+
+    def _submitted(self, job: Mapping[str, Any], reused: bool) -> Submitted:
+        from kedro_vertex_ci.gcp import names
+
+        job_id = str(job["name"]).rsplit("/", 1)[-1]
+        url = names.console_run_url(self.config.project_id, self.config.region, job_id)
+        return Submitted(job_id=job_id, run_url=url, state=str(job.get("state") or "") or None, reused=reused)
+
+    def find_run(self, compiled: Any, scope: RunScope) -> Submitted | None:
+        """This commit's newest run of this pipeline, whatever its state (one run per pipeline and commit)."""
+        jobs = self._vertex().list_jobs(self._filter(compiled, **{"git-sha": scope.sha.lower()}), limit=5)
+        return self._submitted(jobs[0], reused=True) if jobs else None
+
+    def cancel_superseded(self, compiled: Any, scope: RunScope) -> list[str]:
+        """Cancel this pipeline's still-running runs of other commits of the same PR or branch.
+
+        Only runs submitted by earlier workflow runs (a smaller ``github-run`` label) count as superseded: a
+        slow job of an older commit that submits late must not cancel the newer commit's run.
+        """
+        from kedro_vertex_ci.gcp import names
+
+        where = ({"git-branch": names.label_value(scope.branch)} if scope.branch
+                 else {"github-pr": str(scope.pr_number)})
+        vertex = self._vertex()
+        cancelled = []
+        for job in vertex.list_jobs(self._filter(compiled, **where), limit=50):
+            labels = job.get("labels") or {}
+            if job.get("state") in _ACTIVE_STATES and labels.get("git-sha") != scope.sha.lower() \
+                    and _earlier(labels.get("github-run"), scope.run_id):
+                if vertex.cancel_job(job["name"]):
+                    cancelled.append(str(job["name"]).rsplit("/", 1)[-1])
+        return cancelled
+
+    def run_once(self, compiled: Any, *, labels: Mapping[str, str], params: Mapping[str, str],
+                 scope: RunScope | None = None) -> Submitted:
+        """Submit one PipelineJob (params were applied at compile time as the inputs' defaults).
+
+        With a ``scope`` the job id is derived from the commit, so two runs racing for the same commit (the
+        ``push`` and the ``pull_request`` run of one push) create one job: Vertex refuses the second id.
+        """
         from kedro_vertex_ci.gcp import names
         from kedro_vertex_ci.gcp.vertex import pipeline_job_body
 
         settings = self._job_settings(compiled, labels)
-        job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
+        if scope is not None:
+            tail = f"-{scope.sha.lower()[:12]}"
+            job_id = f"{names.slug(settings.display_name, names.JOB_ID_MAX - len(tail))}{tail}"
+        else:
+            job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
         job = self._vertex().submit(pipeline_job_body(compiled.spec, settings), job_id)
-        url = names.console_run_url(self.config.project_id, self.config.region, job_id)
-        return Submitted(job_id=job_id, run_url=url, state=str(job.get("state") or "") or None)
+        return self._submitted(job, reused=False)
 
     def wait(self, submitted: Submitted) -> str:
         name = (
@@ -145,22 +213,29 @@ class GcpCloud:
                                     timeout_seconds=None)
         return str(final.get("state") or "PIPELINE_STATE_UNSPECIFIED")
 
-    def schedule(self, compiled: Any, *, cron: str | None) -> Scheduled:
+    def schedule(self, compiled: Any, settings: Any) -> Scheduled:
         """Create this pipeline's schedule and delete the one it replaces (one per project and pipeline)."""
         from kedro_vertex_ci.gcp import names
         from kedro_vertex_ci.gcp.schedules import deploy_schedule, schedule_body
-        from kedro_vertex_ci.gcp.submission import schedule_settings, stable_identity
+        from kedro_vertex_ci.gcp.submission import stable_identity
         from kedro_vertex_ci.gcp.vertex import pipeline_job_body
 
         config, pipeline = self.config, _pipeline_of(compiled)
-        schedule = schedule_settings(config, pipeline, {"cron_expression": cron})
         run_name = getattr(config.run_config, "scheduled_run_name", None)
-        settings = self._job_settings(compiled, {}, display_name=run_name)
+        job = self._job_settings(compiled, {}, display_name=run_name)
         display_name = names.schedule_display_name(stable_identity(config, compiled.project_name), pipeline)
         vertex = self._vertex()
-        body = schedule_body(display_name, schedule, vertex.parent, pipeline_job_body(compiled.spec, settings))
+        body = schedule_body(display_name, settings, vertex.parent, pipeline_job_body(compiled.spec, job))
         deployed = deploy_schedule(vertex, body, on_event=self.log)
-        return Scheduled(name=str(deployed.schedule["name"]), cron=schedule.cron_expression)
+        zone = f"TZ={settings.timezone} " if settings.timezone else ""
+        return Scheduled(name=str(deployed.schedule["name"]), cron=f"{zone}{settings.cron_expression}")
+
+
+def _earlier(their_run: str | None, our_run: str | None) -> bool:
+    """Whether a job's workflow run came before ours (unknown on either side: assume it did)."""
+    if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):
+        return True
+    return int(their_run) < int(our_run)
 
 
 def _pipeline_of(compiled: Any) -> str:

@@ -3,6 +3,11 @@
 The base URL comes from ``GITHUB_API_URL`` (GitHub Enterprise, and the loopback fake in tests). The client
 never reads the environment and never prints; errors become :class:`~kedro_vertex_ci.errors.CloudError`
 without the token in them.
+
+Two behaviours of api.github.com shape it: a comment just created may be missing from the next list call
+(read-after-write lag), so the create response is trusted over the list; and rate limits (primary:
+``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset``; secondary: 403/429 with ``retry-after``) are waited
+out within a bounded total, and never reported as a permission problem.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from kedro_vertex_ci.errors import CloudError
 
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+MAX_RATE_LIMIT_WAIT = 120.0  # seconds a run may spend waiting out GitHub's rate limits in total
 
 
 def comment_marker(pipeline: str, working_directory: str = ".") -> str:
@@ -47,6 +53,8 @@ class GitHubClient:
         timeout: float = 30.0,
         retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT,
     ):
         self.api_url = api_url.rstrip("/")
         self._token = token
@@ -54,6 +62,8 @@ class GitHubClient:
         self.timeout = timeout
         self.retries = retries
         self._sleep = sleep
+        self._clock = clock
+        self._rate_limit_budget = max_rate_limit_wait
 
     def list_comments(self, issue: int) -> list[Comment]:
         """Every comment on the issue/PR, following ``Link: rel="next"`` pages."""
@@ -95,8 +105,10 @@ class GitHubClient:
         for _attempt in range(3):
             marked = self._marked(issue, marker)
             if not marked:
-                self.create_comment(issue, text)
-                marked = self._marked(issue, marker)
+                created = self.create_comment(issue, text)
+                # The list may not show our comment yet (read-after-write lag): it counts as listed.
+                listed = self._marked(issue, marker)
+                marked = sorted({c.id: c for c in [*listed, created]}.values(), key=lambda c: (c.created_at, c.id))
             keep, duplicates = marked[0], marked[1:]
             for duplicate in duplicates:
                 self.delete_comment(duplicate.id)
@@ -123,7 +135,8 @@ class GitHubClient:
         request.add_header("Authorization", f"Bearer {self._token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     raw = response.read()
@@ -131,16 +144,61 @@ class GitHubClient:
             except urllib.error.HTTPError as err:
                 if err.code == 404:
                     raise _NotFound(url) from None
+                body = err.read()
+                wait = rate_limit_wait(err.code, err.headers, body, self._clock())
+                if wait is not None:
+                    self._wait_out_rate_limit(method, url, wait)
+                    continue
                 if err.code in _RETRY_STATUS and attempt < self.retries:
                     self._sleep(min(2**attempt, 10))
+                    attempt += 1
                     continue
-                raise CloudError(_explain(method, url, err.code, err.read())) from None
+                raise CloudError(_explain(method, url, err.code, body)) from None
             except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
                 if attempt < self.retries:
                     self._sleep(min(2**attempt, 10))
+                    attempt += 1
                     continue
                 raise CloudError(f"GitHub API {method} {url} failed: {getattr(err, 'reason', err)}") from None
-        raise AssertionError("unreachable")
+
+    def _wait_out_rate_limit(self, method: str, url: str, wait: float) -> None:
+        """Sleep until GitHub allows the next call, or give up (clearly) once the total wait is used up."""
+        if wait > self._rate_limit_budget:
+            raise CloudError(
+                f"GitHub API {method} {url}: rate limited for another {wait:.0f} s, beyond the "
+                f"{MAX_RATE_LIMIT_WAIT:.0f} s this run may wait (this is not a permission problem; "
+                "GitHub's limits reset within the hour)"
+            )
+        self._rate_limit_budget -= wait
+        self._sleep(wait)
+
+
+def rate_limit_wait(status: int, headers: Any, body: bytes, now: float) -> float | None:
+    """Seconds to wait when a response is a rate limit (primary or secondary), else None.
+
+    GitHub answers 403 or 429 for both: ``retry-after`` (seconds) when it says how long, else
+    ``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset`` (epoch seconds); a secondary limit without
+    either header asks for at least a minute.
+    """
+    if status not in (403, 429):
+        return None
+    retry_after = _header_number(headers, "retry-after")
+    if retry_after is not None:
+        return max(retry_after, 0.0)
+    if headers.get("x-ratelimit-remaining") == "0":
+        reset = _header_number(headers, "x-ratelimit-reset")
+        return max((reset or now) - now, 0.0) + 1.0
+    if b"secondary rate limit" in body.lower() or status == 429:
+        return 60.0
+    return None
+
+
+def _header_number(headers: Any, name: str) -> float | None:
+    value = headers.get(name) if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class _NotFound(CloudError):

@@ -16,8 +16,6 @@ from kedro_vertex_ci.errors import ConfigError, Problem
 MODES = ("auto", "run-once", "schedule", "compile")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
-_PROVIDER = re.compile(r"^projects/(?P<number>[^/]+)/locations/global/workloadIdentityPools/[^/]+/providers/[^/]+$")
-_POOL = re.compile(r"^projects/[^/]+/locations/global/workloadIdentityPools/[^/]+$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 # name -> default, exactly as documented in action.yml
@@ -38,6 +36,9 @@ DEFAULTS: dict[str, str] = {
     "working-directory": ".",
     "requirements": "requirements.txt",
     "dry-run": "false",
+    "force": "false",
+    "cancel-superseded": "true",
+    "pip-cache-dir": "",
 }
 
 
@@ -61,6 +62,9 @@ class Inputs:
     working_directory: str = "."
     requirements: str | None = "requirements.txt"
     dry_run: bool = False
+    force: bool = False  # submit (and build) again even when this commit already has a run (an image)
+    cancel_superseded: bool = True
+    pip_cache_dir: str | None = None  # relative to the workspace; restored by actions/cache when opted in
 
 
 def raw_input(environ: Mapping[str, str], name: str) -> str:
@@ -110,33 +114,14 @@ def parse_params(text: str) -> dict[str, str]:
 
 
 def validate_provider(provider: str) -> list[Problem]:
-    """The mistakes people make most with the provider name, each with its fix."""
-    if _POOL.match(provider):
-        return [
-            Problem(
-                "action inputs",
-                "workload-identity-provider",
-                "this is a pool, not a provider: append /providers/<PROVIDER_ID>",
-            )
-        ]
-    match = _PROVIDER.match(provider)
-    if not match:
-        return [
-            Problem(
-                "action inputs",
-                "workload-identity-provider",
-                "expected projects/<NUMBER>/locations/global/workloadIdentityPools/<POOL>/providers/<PROVIDER>",
-            )
-        ]
-    if not match["number"].isdigit():
-        return [
-            Problem(
-                "action inputs",
-                "workload-identity-provider",
-                f"use the project NUMBER, not the project ID {match['number']!r} "
-                "(gcloud projects describe PROJECT_ID --format='value(projectNumber)')",
-            )
-        ]
+    """The provider name checked by the one validator the CLI uses too (``gcp.auth.parse_provider``)."""
+    from kedro_vertex_ci.errors import AuthError
+    from kedro_vertex_ci.gcp.auth import parse_provider
+
+    try:
+        parse_provider(provider)
+    except AuthError as err:
+        return [Problem("action inputs", "workload-identity-provider", str(err))]
     return []
 
 
@@ -153,6 +138,7 @@ def read_inputs(environ: Mapping[str, str]) -> Inputs:
             return False
 
     build, wait, dry_run = boolean("build"), boolean("wait"), boolean("dry-run")
+    force, cancel_superseded = boolean("force"), boolean("cancel-superseded")
     mode = raw["mode"].lower() or "auto"
     if mode not in MODES:
         problems.append(Problem("action inputs", "mode", f"expected one of {', '.join(MODES)}, got {raw['mode']!r}"))
@@ -184,4 +170,7 @@ def read_inputs(environ: Mapping[str, str]) -> Inputs:
         working_directory=raw["working-directory"] or ".",
         requirements=raw["requirements"] or None,
         dry_run=dry_run,
+        force=force,
+        cancel_superseded=cancel_superseded,
+        pip_cache_dir=raw["pip-cache-dir"] or None,
     )

@@ -8,8 +8,8 @@ traceback.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +17,17 @@ from typing import Any, TextIO
 
 from kedro_vertex_ci.errors import ConfigError, KvcError
 
-from .cloud import Cloud, CloudTarget, connect_gcp
+from .cloud import Cloud, CloudTarget, RunScope, Submitted
 from .events import COMPILE, SCHEDULE, ActionPlan, Event, decide, read_event
 from .github_api import GitHubClient, comment_marker
 from .inputs import Inputs, read_inputs
 from .report import Report, render_comment, render_dry_run, render_summary
+from .requirements import install_requirements
 from .workflow_commands import Runner
 
-OUTPUT_NAMES = ("image-digest", "job-id", "run-url", "schedule-name", "spec-path")
+OUTPUT_NAMES = ("image-digest", "image", "job-id", "run-url", "schedule-name", "spec-path", "state")
 SPEC_FOLDER = ".kedro-vertex-ci"
+DRY_RUN_COMMENT_GROUP = "Pull request comment (dry run: not posted)"
 
 CompileFn = Callable[..., Any]
 ConnectFn = Callable[[CloudTarget, Any, Mapping[str, str], Callable[[str], None], Callable[[str], None]], Cloud]
@@ -44,6 +46,14 @@ class _Run:
     report: Report
     github: GitHubClient | None = None
     pr_number: int | None = None
+
+
+def connect_gcp(target: CloudTarget, config: Any, environ: Mapping[str, str], mask: Callable[[str], None],
+                log: Callable[[str], None]) -> Cloud:
+    """The real cloud; google libraries load only when a cloud call is really made."""
+    from .gcp_cloud import connect_gcp as connect
+
+    return connect(target, config, environ, mask, log)
 
 
 def compile_project(project: Path, env: str | None, pipeline: str, image: str | None, params: Mapping[str, str]) -> Any:
@@ -74,6 +84,7 @@ def run(
         runner.mask(secret)
     workspace = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd())
     project = workspace
+    state: _Run | None = None
     try:
         inputs = read_inputs(environ)
         event = read_event(environ)
@@ -91,8 +102,15 @@ def run(
         return _execute(state, environ, compile_fn, connect)
     except KvcError as err:
         _report_error(runner, err, workspace, project)
-        runner.set_outputs({name: "" for name in OUTPUT_NAMES})
+        _write_outputs(runner, state.report if state else None)
         return err.exit_code
+    except Exception as err:  # noqa: BLE001 - a bug or an unexpected library error must still end like an error
+        runner.error(f"{type(err).__name__}: {err}", title="kedro-vertex-ci: unexpected error")
+        with runner.group("Details for a bug report"):
+            runner.log("".join(traceback.format_exception(err)).rstrip())
+        runner.add_summary(f"## Kedro → Vertex AI: failed\n\n```\n{type(err).__name__}: {err}\n```\n")
+        _write_outputs(runner, state.report if state else None)
+        return 1
 
 
 def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, connect: ConnectFn) -> int:
@@ -105,7 +123,7 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
     requirements = _requirements_file(state)
     if requirements:
         with runner.group(f"Install the project's requirements ({requirements.name})"):
-            _install_requirements(requirements, runner)
+            install_requirements(requirements, runner, cache_dir=_pip_cache_dir(state))
     with runner.group(f"Compile pipeline {inputs.pipeline}"):
         compiled = compile_fn(state.project, inputs.env, inputs.pipeline, inputs.image, inputs.params)
         spec_path = _write_spec(state, compiled.spec_bytes)
@@ -114,61 +132,127 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
             estimate=getattr(compiled, "estimate", None),
         )
         runner.log(f"{len(compiled.plan.steps)} steps; spec written to {spec_path}")
+    schedule = _schedule_settings(state, compiled.config) if plan.operation == SCHEDULE else None
     if inputs.dry_run:
         runner.log(render_dry_run(state.report, project=str(state.project), requirements=_shown(requirements, state)))
+        if plan.comment:
+            with runner.group(DRY_RUN_COMMENT_GROUP):
+                runner.log(render_comment(state.report, comment_marker(inputs.pipeline, inputs.working_directory)))
         return _finish(state)
-    if plan.operation == COMPILE:
+    if plan.operation == COMPILE or (plan.operation == SCHEDULE and schedule is None):
         return _finish(state)
     cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask, runner.log)
     _connect_github(state, environ)
+    scope = RunScope(state.event.head_sha, state.event.branch, state.event.pr_number, state.event.run_id)
+    if plan.operation != SCHEDULE:
+        if plan.cancel_superseded:
+            _cancel_superseded(state, cloud, compiled, scope)
+        if plan.reuse and state.event.head_sha:
+            existing = cloud.find_run(compiled, scope)
+            if existing is not None:
+                return _report_run(state, cloud, existing)
     if plan.build:
         with runner.group("Build the image with Cloud Build"):
             image = inputs.image or compiled.plan.image
-            built = cloud.build(state.project, image, sha=state.event.head_sha, branch=state.event.branch)
+            built = cloud.build(state.project, image, sha=state.event.head_sha, branch=state.event.branch,
+                                reuse=plan.reuse_image)
             state.report = state.report.with_(
-                image=built.pinned, image_digest=built.digest, build_id=built.build_id, build_log_url=built.log_url
+                image=built.pinned, image_digest=built.digest, build_id=built.build_id, build_log_url=built.log_url,
+                image_reused=built.reused,
             )
-            runner.log(f"built {built.pinned}")
+            runner.log(f"{'reused' if built.reused else 'built'} {built.pinned}")
         with runner.group("Compile against the built image"):
             compiled = compile_fn(state.project, inputs.env, inputs.pipeline, built.pinned, inputs.params)
             state.report = state.report.with_(spec_path=_write_spec(state, compiled.spec_bytes))
-    if plan.operation == SCHEDULE:
+    if plan.operation == SCHEDULE and schedule is not None:
         with runner.group("Update the schedule"):
-            scheduled = cloud.schedule(compiled, cron=inputs.cron)
+            scheduled = cloud.schedule(compiled, schedule)
             state.report = state.report.with_(schedule_name=scheduled.name, cron=scheduled.cron)
             runner.log(f"schedule {scheduled.name} ({scheduled.cron})")
         return _finish(state)
     with runner.group("Submit the pipeline run"):
-        submitted = cloud.run_once(compiled, labels=plan.labels, params=inputs.params)
-        state.report = state.report.with_(job_id=submitted.job_id, run_url=submitted.run_url)
+        submitted = cloud.run_once(compiled, labels=plan.labels, params=inputs.params,
+                                   scope=scope if plan.reuse and state.event.head_sha else None)
         runner.log(f"submitted {submitted.job_id}: {submitted.run_url}")
+    return _report_run(state, cloud, submitted)
+
+
+def _report_run(state: _Run, cloud: Cloud, submitted: Submitted) -> int:
+    """Comment, optionally wait, and finish for a run this job submitted or found already submitted."""
+    runner = state.runner
+    if submitted.reused:
+        runner.notice(f"commit {state.event.head_sha[:12]} already has run {submitted.job_id} of pipeline "
+                      f"{state.inputs.pipeline} ({submitted.state}): reused, nothing built or submitted "
+                      "(set the input force: true, or run the workflow manually, to run it again)",
+                      title="One run per commit")
+    state.report = state.report.with_(job_id=submitted.job_id, run_url=submitted.run_url, state=submitted.state,
+                                      run_reused=submitted.reused)
     _update_comment(state)
-    if inputs.wait:
-        with runner.group("Wait for the run to finish"):
-            final = cloud.wait(submitted)
-            state.report = state.report.with_(state=final)
-            runner.log(f"{submitted.job_id} finished: {final}")
-        _update_comment(state)
-        if final != "PIPELINE_STATE_SUCCEEDED":
-            runner.error(f"the pipeline run ended {final}: {submitted.run_url}", title="Vertex run failed")
-            _finish(state)
-            return 1
+    if not state.inputs.wait:
+        return _finish(state)
+    with runner.group("Wait for the run to finish"):
+        final = cloud.wait(submitted)
+        state.report = state.report.with_(state=final, waited=True)
+        runner.log(f"{submitted.job_id} finished: {final}")
+    _update_comment(state)
+    if final != "PIPELINE_STATE_SUCCEEDED":
+        runner.error(f"the pipeline run ended {final}: {submitted.run_url}", title="Vertex run failed")
+        _finish(state)
+        return 1
     return _finish(state)
 
 
+def _cancel_superseded(state: _Run, cloud: Cloud, compiled: Any, scope: RunScope) -> None:
+    """Stop paying for runs of older commits of this PR/branch; a failure here is only a warning."""
+    try:
+        cancelled = cloud.cancel_superseded(compiled, scope)
+    except KvcError as err:
+        state.runner.warning(f"could not cancel superseded runs: {err}")
+        return
+    if cancelled:
+        state.runner.log(f"cancelled superseded runs: {', '.join(cancelled)}")
+        state.report = state.report.with_(cancelled=tuple(cancelled))
+
+
+def _schedule_settings(state: _Run, config: Any) -> Any | None:
+    """The schedule the config (or the ``cron`` input) asks for; None, with a notice, when it asks for none."""
+    from kedro_vertex_ci.gcp.submission import no_schedule_reason, schedule_settings, start_time_in_the_past
+
+    settings = schedule_settings(config, state.inputs.pipeline, {"cron_expression": state.inputs.cron})
+    if settings is None:
+        reason = no_schedule_reason(state.inputs.pipeline, "the action input cron")
+        state.runner.notice(f"nothing was scheduled: {reason}. To run once on this branch instead, set mode: run-once",
+                            title="No schedule")
+        state.report = state.report.with_(schedule_skipped=reason)
+        return None
+    if start_time_in_the_past(settings.start_time):
+        state.runner.warning(f"start_time {settings.start_time} is in the past: Vertex AI may start the missed runs "
+                             "since then right away", title="Schedule start in the past")
+    zone = f"TZ={settings.timezone} " if settings.timezone else ""
+    state.report = state.report.with_(cron=f"{zone}{settings.cron_expression}")
+    return settings
+
+
 def _finish(state: _Run) -> int:
-    report = state.report
-    state.runner.add_summary(render_summary(report))
-    state.runner.set_outputs(
-        {
+    state.runner.add_summary(render_summary(state.report))
+    _write_outputs(state.runner, state.report)
+    return 0
+
+
+def _write_outputs(runner: Runner, report: Report | None) -> None:
+    """Every output, always: what is known so far (the spec path survives a later failure), else empty."""
+    values = dict.fromkeys(OUTPUT_NAMES, "")
+    if report is not None:
+        values.update({
             "image-digest": report.image_digest or "",
+            "image": report.image or "",
             "job-id": report.job_id or "",
             "run-url": report.run_url or "",
             "schedule-name": report.schedule_name or "",
             "spec-path": report.spec_path or "",
-        }
-    )
-    return 0
+            "state": report.state or "",
+        })
+    runner.set_outputs(values)
 
 
 def _connect_github(state: _Run, environ: Mapping[str, str]) -> None:
@@ -183,7 +267,7 @@ def _connect_github(state: _Run, environ: Mapping[str, str]) -> None:
     if state.pr_number is None and state.event.head_sha:
         try:
             numbers = state.github.pull_requests_for_commit(state.event.head_sha)
-        except KvcError as err:
+        except Exception as err:  # noqa: BLE001 - without the PR there is no comment, nothing more
             state.runner.warning(f"could not look up the pull request of {state.event.head_sha[:12]}: {err}")
             numbers = []
         state.pr_number = numbers[0] if numbers else None
@@ -197,8 +281,8 @@ def _update_comment(state: _Run) -> None:
     try:
         comment_id = state.github.upsert_sticky_comment(state.pr_number, marker, render_comment(state.report, marker))
         state.runner.log(f"PR #{state.pr_number} comment {comment_id} updated")
-    except KvcError as err:
-        state.runner.warning(f"could not update the PR comment: {err}")
+    except Exception as err:  # noqa: BLE001 - the deployment happened; the comment is only its echo
+        state.runner.warning(f"could not update the PR comment: {err or type(err).__name__}")
 
 
 def _target(inputs: Inputs, config: Any) -> CloudTarget:
@@ -220,15 +304,10 @@ def _shown(path: Path | None, state: _Run) -> str | None:
     return str(path.relative_to(state.project)) if path else None
 
 
-def _install_requirements(requirements: Path, runner: Runner) -> None:
-    """Install the project's dependencies next to kedro-vertex-ci so the compiler can import the pipelines."""
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)]
-    result = subprocess.run(command, cwd=requirements.parent, capture_output=True, text=True, check=False)
-    if result.stdout:
-        runner.log(result.stdout.rstrip())
-    if result.returncode != 0:
-        runner.log(result.stderr.rstrip())
-        raise ConfigError(f"pip install -r {requirements.name} failed (exit {result.returncode}); see the log above")
+def _pip_cache_dir(state: _Run) -> Path | None:
+    if not state.inputs.pip_cache_dir:
+        return None
+    return (state.workspace / state.inputs.pip_cache_dir).resolve()
 
 
 def _write_spec(state: _Run, spec_bytes: bytes) -> str:

@@ -34,7 +34,12 @@ class Report:
     run_url: str | None = None
     schedule_name: str | None = None
     cron: str | None = None
-    state: str | None = None  # final Vertex state when waited for
+    state: str | None = None  # Vertex state: final when waited for, else as last seen
+    waited: bool = False
+    image_reused: bool = False  # the commit's image already existed: not rebuilt
+    run_reused: bool = False  # the commit's run already existed: not resubmitted
+    cancelled: tuple[str, ...] = ()  # superseded runs of older commits this job cancelled
+    schedule_skipped: str | None = None  # why nothing was scheduled
     spec_path: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
@@ -68,7 +73,9 @@ def _what(report: Report) -> str:
     if report.plan.operation == COMPILE:
         return "Compiled and validated"
     if report.plan.operation == SCHEDULE:
-        return "Scheduled"
+        return "Nothing scheduled" if report.schedule_skipped else "Scheduled"
+    if report.run_reused:
+        return "Reused this commit's run"
     return "Submitted a run"
 
 
@@ -80,25 +87,31 @@ def _facts(report: Report) -> list[tuple[str, str]]:
     if report.image:
         facts.append(("Image", f"`{report.image}`"))
     if report.plan.build:
-        facts.append(("Image digest", f"`{report.image_digest}`" if report.image_digest else "_to be built_"))
+        reused = " (already built for this commit)" if report.image_reused else ""
+        facts.append(("Image digest", f"`{report.image_digest}`{reused}" if report.image_digest else "_to be built_"))
     if report.build_log_url:
         facts.append(("Cloud Build", f"[build log]({report.build_log_url})"))
     facts.append(("Steps", str(len(report.steps))))
     if report.estimate:
         facts.append(("Estimate", report.estimate))
+    reused = " (this commit's existing run, not resubmitted)" if report.run_reused else ""
     if report.run_url:
-        facts.append(("Vertex run", f"[{report.job_id or 'run'}]({report.run_url})"))
+        facts.append(("Vertex run", f"[{report.job_id or 'run'}]({report.run_url}){reused}"))
     elif report.job_id:
-        facts.append(("Vertex run", f"`{report.job_id}`"))
+        facts.append(("Vertex run", f"`{report.job_id}`{reused}"))
+    if report.cancelled:
+        facts.append(("Superseded runs cancelled", ", ".join(f"`{job}`" for job in report.cancelled)))
+    if report.schedule_skipped:
+        facts.append(("Schedule", f"nothing scheduled: {report.schedule_skipped}"))
     if report.schedule_name:
         cron = f" (`{report.cron}`)" if report.cron else ""
         facts.append(("Schedule", f"`{report.schedule_name}`{cron}"))
     if report.params:
         facts.append(("Params", ", ".join(f"`{k}={v}`" for k, v in sorted(report.params.items()))))
-    if report.state:
+    if report.state and report.waited:
         facts.append(("Final state", f"**{report.state}**"))
     elif report.plan.operation not in (COMPILE, SCHEDULE) and report.job_id:
-        facts.append(("State", "submitted"))
+        facts.append(("State", (report.state or "submitted").replace("PIPELINE_STATE_", "").lower()))
     if report.spec_path:
         facts.append(("Spec", f"`{report.spec_path}`"))
     if report.event.run_url:
@@ -154,7 +167,9 @@ def render_dry_run(report: Report, *, project: str, requirements: str | None) ->
         lines.append(f"  estimate on Vertex: {report.estimate}")
     if plan.build:
         lines.append(f"  would build: {report.image or '(image from vertexai.yml)'} with Cloud Build, tagged with the commit")
-    if plan.operation == SCHEDULE:
+    if plan.operation == SCHEDULE and report.schedule_skipped:
+        lines.append(f"  would schedule nothing: {report.schedule_skipped}")
+    elif plan.operation == SCHEDULE:
         lines.append(f"  would schedule: cron {report.cron or '(from vertexai.yml)'} (replacing the current schedule)")
     elif plan.operation != COMPILE:
         lines.append(f"  would submit: one run with labels {dict(plan.labels)} and params {report.params or '{}'}")

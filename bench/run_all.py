@@ -23,11 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import measures as m  # noqa: E402
+from benchlib.action_bench import measure_action  # noqa: E402
 from benchlib.procs import BENCH, REPO, Repeats, Tools  # noqa: E402
 from benchlib.reading import reading, shared_machine_caveat  # noqa: E402
 from benchlib.report import plot_compile, write_raw, write_report  # noqa: E402
 
-ORDER = ("compile", "step", "data", "grouping", "cli", "dryrun", "memory")
+ORDER = ("compile", "step", "data", "grouping", "cli", "dryrun", "memory", "docker", "action")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -134,8 +135,14 @@ def run_measures(work: Path, tools: Tools, only: set[str], full: bool, quick: bo
             result = m.measure_cli(work, tools, repeats)
         elif key == "dryrun":
             result = m.measure_dry_run(work, tools, repeats)
-        else:
+        elif key == "docker":
+            from benchlib.docker_probe import measure_docker
+
+            result = measure_docker(work, tools, repeats)
+        elif key == "memory":
             result = m.measure_memory(work, tools, repeats, n=max(sizes), compile_result=compile_result)
+        else:
+            result = measure_action(work, tools, runs=repeats.runs, example=m.find_example(), install=not quick)
         print(f"bench: {key} done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         results.append(result)
     return results

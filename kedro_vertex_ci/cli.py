@@ -9,32 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from .commands.context import Ctx, add_env_option, find_project_root
 from .errors import KvcError
-
-
-@dataclass(frozen=True)
-class Ctx:
-    """What every command needs to find the project: its root and the Kedro environment (None = Kedro's default)."""
-
-    project: Path
-    env: str | None
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
-
-
-def _find_project_root(start: Path) -> Path:
-    """The nearest folder holding a ``pyproject.toml`` with a ``[tool.kedro]`` table, else ``start``."""
-    for folder in (start, *start.parents):
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "[tool.kedro]" in pyproject.read_text(encoding="utf-8", errors="replace"):
-            return folder
-    return start
 
 
 class _Group(click.Group):
@@ -66,7 +46,10 @@ class _Group(click.Group):
 @click.pass_context
 def cli(click_ctx: click.Context, project_path: Path | None, env: str | None) -> None:
     """Ship Kedro pipelines to Vertex AI Pipelines: compile offline, dry-run locally, build, run, schedule."""
-    root = (project_path or _find_project_root(Path.cwd())).resolve()
+    try:
+        root = (project_path or find_project_root(Path.cwd())).resolve()
+    except (OSError, RuntimeError) as err:  # the current folder was deleted; a symlink loop in --project
+        raise click.UsageError(f"cannot find the project folder: {err}") from err
     click_ctx.obj = Ctx(project=root, env=env or os.environ.get("KEDRO_ENV") or None)
 
 
@@ -74,6 +57,7 @@ def _register_commands() -> None:
     from .commands import COMMANDS
 
     for command in COMMANDS:
+        add_env_option(command)
         cli.add_command(command)
 
 

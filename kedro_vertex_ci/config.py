@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError, Problem
 
@@ -181,7 +189,9 @@ class MlflowConfig(_Model):
 class ScheduleConfig(_Model):
     """When a pipeline runs on its own."""
 
-    cron_expression: str = Field("0 * * * *", description='Cron, e.g. "0 3 * * *"; "TZ=Area/City " prefix ok.')
+    cron_expression: str = Field(
+        description='Cron, e.g. "0 3 * * *"; "TZ=Area/City " prefix ok. Required: nothing is scheduled by default.'
+    )
     timezone: str = Field("Etc/UTC", description='IANA time zone of the cron, e.g. "Europe/Warsaw".')
     start_time: str | None = Field(None, description="RFC 3339 start; a past start backfills missed runs.")
     end_time: str | None = Field(None, description="RFC 3339 end.")
@@ -249,12 +259,16 @@ class Endpoints(_Model):
     storage: str | None = Field(None, description="Cloud Storage API.")
     sts: str | None = Field(None, description="Security Token Service (Workload Identity Federation).")
     iamcredentials: str | None = Field(None, description="IAM Credentials API (impersonation).")
+    artifactregistry: str | None = Field(None, description="Artifact Registry API (is this commit built yet?).")
 
 
 class RunConfig(_Model):
     """How the pipeline runs on Vertex AI."""
 
     image: str = Field(description="Image the steps run in (tag or @sha256 digest).")
+    target: Literal["vertex", "kfp"] = Field(
+        "vertex", description="Where run-once/schedule send the spec: Vertex AI, or the Kubeflow Pipelines of `kfp`."
+    )
     root: str | None = Field(
         None, description="Pipeline root: gs://bucket/path (bucket/path accepted, as kedro-vertexai wrote it)."
     )
@@ -310,18 +324,64 @@ class RunConfig(_Model):
 
     @field_validator("root")
     @classmethod
-    def _normalise_root(cls, value: str | None) -> str | None:
+    def _normalise_root(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        if value.startswith("gs://"):
+        if value.startswith("s3://") and info.data.get("target", "vertex") == "vertex":
+            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) for Vertex AI, got "
+                             f"{value!r} (s3:// roots need run_config.target: kfp)")
+        if value.startswith(("gs://", "s3://")):
             return value.rstrip("/")
         if "://" in value:
-            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path), got {value!r}")
+            raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) or, with target kfp, "
+                             f"S3/MinIO (s3://bucket/path), got {value!r}")
         return "gs://" + value.strip("/")
 
-    def schedule_for(self, pipeline: str) -> ScheduleConfig:
-        """The pipeline's own schedule, else ``default_schedule``, else the built-in default."""
-        return self.schedules.get(pipeline) or self.schedules.get("default_schedule") or ScheduleConfig()
+    def schedule_for(self, pipeline: str) -> ScheduleConfig | None:
+        """The pipeline's own schedule, else ``default_schedule``, else None: nothing is scheduled unasked."""
+        return self.schedules.get(pipeline) or self.schedules.get("default_schedule")
+
+
+class KfpAuthConfig(_Model):
+    """How to reach a Kubeflow Pipelines API that sits behind authentication."""
+
+    mode: Literal["none", "iap", "dex", "token"] = Field(
+        "none", description="none; iap (Google ID token for client_id); dex (login with user/password from the "
+        "environment); token (a bearer token from token_file or token_env, e.g. in-cluster).")
+    client_id: str | None = Field(None, description="IAP OAuth client id (default: $IAP_CLIENT_ID).")
+    service_account: str | None = Field(
+        None, description="iap: service account whose ID token is sent (needs roles/iam.serviceAccountOpenId"
+        "TokenCreator for the caller); default: the service-account key in use.")
+    username_env: str = Field("DEX_USERNAME", description="dex: environment variable holding the user.")
+    password_env: str = Field("DEX_PASSWORD", description="dex: environment variable holding the password.")
+    token_file: str | None = Field(None, description="token: file holding the bearer token.")
+    token_env: str | None = Field(None, description="token: environment variable holding the bearer token.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KfpAuthConfig:
+        if self.mode == "token" and not (self.token_file or self.token_env):
+            raise ValueError("auth mode token needs token_file or token_env")
+        return self
+
+
+class KfpConfig(_Model):
+    """A self-hosted Kubeflow Pipelines 2.x target (used when run_config.target is kfp)."""
+
+    host: str = Field(description="KFP API URL, e.g. https://kubeflow.example.com/pipeline.")
+    ui_host: str | None = Field(None, description="KFP UI URL for links (default: host without /pipeline).")
+    experiment: str | None = Field(None, description="KFP experiment (default: run_config.experiment_name, "
+                                   "else the project name).")
+    namespace: str | None = Field(None, description="Kubernetes namespace (multi-user Kubeflow).")
+    auth: KfpAuthConfig = Field(default_factory=KfpAuthConfig, description="Authentication to the API.")
+
+    @field_validator("host", "ui_host")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"expected an http(s) URL like https://kubeflow.example.com/pipeline, got {value!r}")
+        return value.rstrip("/")
 
 
 class PluginConfig(_Model):
@@ -332,8 +392,15 @@ class PluginConfig(_Model):
     run_config: RunConfig = Field(description="How the pipeline runs.")
     build: BuildConfig = Field(default_factory=BuildConfig, description="Cloud Build settings.")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="API endpoint overrides.")
+    kfp: KfpConfig | None = Field(None, description="Kubeflow Pipelines target (see run_config.target).")
 
     _coerce = field_validator("project_id", "region", mode="before")(_as_str)
+
+    @model_validator(mode="after")
+    def _target_configured(self) -> PluginConfig:
+        if self.run_config.target == "kfp" and self.kfp is None:
+            raise ValueError("run_config.target is kfp: add a kfp section with at least host")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------------------

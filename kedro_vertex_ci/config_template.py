@@ -18,6 +18,10 @@ run_config:
   # Image the steps run in. `kedro-vertex-ci build` pins it by digest in the compiled spec.
   image: {region}-docker.pkg.dev/{project_id}/kedro/{image_name}:latest
 
+  # Where run-once / schedule send the pipeline: vertex, or kfp (a self-hosted Kubeflow Pipelines, see the
+  # kfp section at the end and docs/kubeflow.md).
+  target: vertex
+
   # Pipeline root on Cloud Storage: run artefacts and the data passed between steps.
   root: gs://{project_id}-vertex-pipelines/{image_name}
 
@@ -97,10 +101,13 @@ run_config:
   # Kedro pipeline run after the main one whatever its status (for notifications).
   # on_exit_pipeline: notify
 
-  # Schedules: default_schedule, or one per Kedro pipeline name.
+  # Schedules: default_schedule, or one per Kedro pipeline name. Nothing is scheduled without a cron here
+  # (or the Action's `cron` input): `kedro-vertex-ci schedule` and a push to the default branch create
+  # exactly this schedule, replacing the previous one. Each scheduled run is billed: delete this block to
+  # stop scheduling (the Action then only notes that nothing was scheduled).
   schedules:
     default_schedule:
-      cron_expression: "0 3 * * *"
+      cron_expression: "0 3 * * *"  # every day at 03:00 in the timezone below
       timezone: Etc/UTC
       # start_time: "2026-01-01T00:00:00Z"
       # end_time: "2027-01-01T00:00:00Z"
@@ -117,6 +124,15 @@ build:
   timeout: 1200
   # machine_type: E2_HIGHCPU_8
   # service_account: projects/{project_id}/serviceAccounts/build@{project_id}.iam.gserviceaccount.com
+
+# Kubeflow Pipelines target (run_config.target: kfp), docs/kubeflow.md.
+# kfp:
+#   host: https://kubeflow.example.com/pipeline
+#   namespace: my-profile
+#   auth:
+#     mode: dex            # none | token | iap | dex
+#     # client_id: 1234-abc.apps.googleusercontent.com   (iap)
+#     # service_account: kfp-user@{project_id}.iam.gserviceaccount.com   (iap)
 
 # API endpoints (Private Service Connect / VPC-SC). Env KEDRO_VERTEX_CI_<NAME>_ENDPOINT wins.
 endpoints: {{}}

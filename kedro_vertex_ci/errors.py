@@ -48,6 +48,12 @@ class ProjectError(KvcError):
     exit_code = 2
 
 
+class OutputError(KvcError):
+    """A file or folder the user named cannot be written (not a folder, read-only, a device). Exit code 2."""
+
+    exit_code = 2
+
+
 class GroupingError(ConfigError):
     """Nodes cannot be grouped into steps (two group tags, a cycle between groups)."""
 

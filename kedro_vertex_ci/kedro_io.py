@@ -97,6 +97,8 @@ class KedroProject:
         self.base_env: str = loader_args.get("base_env") or "base"
         self.env: str = env or loader_args.get("default_run_env") or "local"
         self.requested_env = env
+        if env is not None:
+            self._check_env_exists(env)
         try:
             config_loader = settings.CONFIG_LOADER_CLASS(
                 conf_source=str(info.path / settings.CONF_SOURCE), env=env, **loader_args
@@ -113,6 +115,19 @@ class KedroProject:
 
     def close(self) -> None:
         """Nothing to release: no session was opened."""
+
+    def _check_env_exists(self, env: str) -> None:
+        """A requested environment is a folder of the conf source (Kedro would quietly load base alone)."""
+        root = self.conf_root
+        if not env or env in {".", ".."} or any(c in env for c in "/\\\0"):
+            raise ProjectError(f"Kedro environment {env!r}: not an environment name (a folder name under {root})")
+        if not root.is_dir() or (root / env).is_dir():
+            return  # a packed conf source (.zip/.tar.gz) is checked by Kedro itself
+        envs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise ProjectError(
+            f"Kedro environment {env!r} (from -e/--env or $KEDRO_ENV) does not exist: no folder {root / env}; "
+            f"environments: {', '.join(envs) or 'none'}"
+        )
 
     @property
     def conf_root(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -65,28 +66,84 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
     return overrides
 
 
+MAX_EXACT_INT = 2**53  # a spec stores every number as a double: larger integers would be rounded
+
+
+def spec_value_problem(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` cannot travel exactly through a spec (non-finite, an integer past 2**53), else None."""
+    if depth > 100:
+        return "nested more than 100 levels deep"
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return None
+    if isinstance(value, int):
+        if abs(value) > MAX_EXACT_INT:
+            return (
+                f"integer {_short(value)} is beyond ±2**53: the spec stores numbers as doubles and would round "
+                "it; pass it as a string"
+            )
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value!r} is not a finite number (JSON and the spec hold none)"
+    if isinstance(value, Mapping):
+        items: Iterable[Any] = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return None
+    for item in items:
+        problem = spec_value_problem(item, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def _short(value: int) -> str:
+    """The integer, or its size when long (``str()`` refuses past 4300 digits)."""
+    bits = abs(value).bit_length()
+    return str(value) if bits <= 100 else f"of about {int(bits * math.log10(2)) + 1} digits"
+
+
 def _read_value(key: str, text: Any) -> Any:
     """A ``--param`` value as YAML (``3`` → 3, ``[1, 2]`` → list); non-strings pass through."""
     if not isinstance(text, str):
-        return text
+        value = text
+    else:
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError([Problem("--param", key, f"cannot read value {_clip(text)}: {err}")]) from None
+        except (ValueError, RecursionError, OverflowError) as err:  # 5000 digits, [[[[…]]]] past the stack
+            raise ConfigError([Problem("--param", key, f"cannot read value {_clip(text)}: {_why(err)}")]) from None
+    problem = spec_value_problem(value)
+    if problem:
+        raise ConfigError([Problem("--param", key, problem)])
+    return value
+
+
+def _clip(text: str) -> str:
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    if "integer string conversion" in str(err):
+        return "a number with more than 4300 digits"
+    return (str(err).splitlines() or [type(err).__name__])[0][:200]
+
+
+def _show(value: Any) -> str:
+    """A value for a message: short, and safe for integers too long for ``repr``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _short(value)
     try:
-        return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError([Problem("--param", key, f"cannot read value {text!r}: {err}")]) from None
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else f"{text[:40]}… ({len(text)} characters)"
 
 
-def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = target
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            raise ConfigError([Problem("--param", dotted, f"'{part}' is not a mapping, cannot set {dotted}")])
-        node = child
-    node[parts[-1]] = value
-
-
-def _coerce(key: str, text: Any, expected: ParamType | None) -> Any:
+def _coerce(key: str, text: Any, expected: ParamType | None, current: Any = None) -> Any:
     """Keep the project's type for an override: an int stays an int, a string stays the text as typed."""
     if expected is ParamType.STRING:
         return text if isinstance(text, str) else str(text)
@@ -98,13 +155,46 @@ def _coerce(key: str, text: Any, expected: ParamType | None) -> Any:
     actual = param_type(value)
     if actual is not expected:
         raise ConfigError(
-            [Problem("--param", key, f"expected {expected.value.lower()} like the project's value, got {value!r}")]
+            [Problem("--param", key, f"expected {expected.value.lower()} like the project's value "
+                     f"{_show(current)}, got {_show(value)}")]
         )
     return value
 
 
+def _unknown_key(dotted: str, known: Iterable[str], where: str) -> ConfigError:
+    names = [str(k) for k in known]
+    close = difflib.get_close_matches(dotted.rsplit(".", 1)[-1], names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    listing = f" (keys: {', '.join(sorted(names)[:10])})" if names and not close else ""
+    return ConfigError([Problem("--param", dotted, f"no such {where}{hint}{listing}")])
+
+
+def set_nested(top_value: Any, dotted: str, value_text: Any) -> Any:
+    """``top_value`` (a mapping) with the dotted path below the top key set, typed like the value it replaces."""
+    import copy
+
+    parts = dotted.split(".")
+    root = copy.deepcopy(top_value)
+    node = root
+    for depth, part in enumerate(parts[1:-1], start=1):
+        if not isinstance(node, Mapping):
+            raise ConfigError([Problem("--param", dotted, f"'{'.'.join(parts[:depth])}' is not a mapping")])
+        if part not in node:
+            raise _unknown_key(dotted, node, f"key '{part}' in parameter '{'.'.join(parts[:depth])}'")
+        node = node[part]
+    parent = ".".join(parts[:-1])
+    if not isinstance(node, dict):
+        raise ConfigError([Problem("--param", dotted, f"parameter '{parent}' is not a mapping")])
+    last = parts[-1]
+    if last not in node:
+        raise _unknown_key(dotted, node, f"key '{last}' in parameter '{parent}'; set the whole mapping with "
+                                         f"--param {parent}='{{...}}' to add keys")
+    node[last] = _coerce(dotted, value_text, param_type(node[last]), node[last])
+    return root
+
+
 def apply_overrides(parameters: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The project's parameters with ``--param`` values applied, types kept; unknown keys are errors."""
+    """The project's parameters with ``--param`` values applied, types kept; unknown keys (at any depth) are errors."""
     import copy
 
     result = copy.deepcopy(dict(parameters))
@@ -117,9 +207,9 @@ def apply_overrides(parameters: Mapping[str, Any], overrides: Mapping[str, Any])
         if "." in dotted:
             if not isinstance(result[top], dict):
                 raise ConfigError([Problem("--param", dotted, f"parameter '{top}' is not a mapping")])
-            _set_dotted(result[top], dotted.split(".", 1)[1], _read_value(dotted, value))
+            result[top] = set_nested(result[top], dotted, value)
         else:
-            result[top] = _coerce(dotted, value, param_type(result[top]))
+            result[top] = _coerce(dotted, value, param_type(result[top]), result[top])
     return result
 
 
@@ -133,5 +223,8 @@ def pipeline_params(parameters: Mapping[str, Any], used: Iterable[str]) -> tuple
         kind = param_type(parameters[key])
         if kind is None:
             continue
+        problem = spec_value_problem(parameters[key])
+        if problem:
+            raise ConfigError([Problem("parameters", key, problem)])
         params.append(PipelineParam(name=input_name(key, taken), key=key, type=kind, default=parameters[key]))
     return tuple(params)

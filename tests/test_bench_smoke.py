@@ -153,7 +153,13 @@ def test_intermediate_data_local_and_gcs_emulator(work: Path) -> None:
             _assert_side(cell, Stats)
         assert row[6].endswith("×") and row[7].endswith("×")
     lines = reading([result])
-    assert len(lines) == 4 and all("bz2" in line for line in lines)
+    assert len(lines) == 8 and all("bz2" in line for line in lines[:4])
+    assert all(line.startswith("Checksum (") and "CPU time" in line for line in lines[4:])
+    checksum_rows = result.tables[1].rows
+    assert [(r[0], r[1]) for r in checksum_rows] == [(r[0], r[2]) for r in rows]
+    for row in checksum_rows:
+        _assert_side(row[2], Stats)
+        _assert_side(row[3], Stats)
 
 
 def test_grouping_estimates_each_strategy(work: Path) -> None:
@@ -196,3 +202,16 @@ def test_report_and_plot_are_written(work: Path, compiled: m.Measure, tmp_path: 
     assert "## 1. Compile time" in text and "| chain | 3 |" in text
     if plotted:
         assert (tmp_path / "plot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_action_overhead_stages_on_the_example(work: Path) -> None:
+    """P7 at size one: the real action process against the fakes yields every stage (install: not offline)."""
+    from benchlib.action_bench import CPU, STAGES, measure_action
+
+    measure = measure_action(work, TOOLS, runs=1, example=m.find_example(), install=False)
+    stages = {row[0]: row[1] for row in measure.tables[0].rows}
+    assert set(stages) == {label for label, _, _ in STAGES} | {CPU}, stages
+    assert all(isinstance(cell, Stats) and cell.values[0] > 0 for cell in stages.values()), stages
+    total = stages["total: start → comment"].values[0]
+    assert total >= sum(stages[label].values[0] for label, _, _ in STAGES[1:-1])
+    assert any(line.startswith("Action: start → PR comment") for line in reading([measure]))

@@ -4,6 +4,9 @@ Run by ``measures.measure_data`` with the dev venv's Python (it needs our runtim
   ours  kedro_vertex_ci.runtime.intermediate.IntermediateDataset (cloudpickle + zstd, atomic write)
   bz2   kedro-vertexai 1.0.0's KedroVertexAIRunnerDataset code: fsspec.open + bz2.open + cloudpickle
   raw   the floor: the object's uncompressed pickle bytes written and read back (pickling not timed)
+and, side by side (``--checksum-pairs N``), ours with vs without its integrity checksum: the same
+IntermediateDataset with the codec swapped for ``unchecked_codec`` (the format before checksums), the two
+alternating run by run so machine noise hits both alike; wall and CPU (process) time.
 ``--root`` is a local folder or ``gs://bucket/prefix`` (then STORAGE_EMULATOR_HOST points at the emulator).
 Writes JSON to ``--out``.
 """
@@ -158,6 +161,38 @@ def time_codec(
     }
 
 
+def time_checksum_pairs(obj: Any, root: str, label: str, runs: int) -> dict[str, Any]:
+    """Save + load through IntermediateDataset with and without the checksum, alternating, ``runs`` each."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import unchecked_codec
+
+    from kedro_vertex_ci.runtime import codec as checked_codec
+    from kedro_vertex_ci.runtime import intermediate
+
+    variants = {"with": checked_codec, "without": unchecked_codec}
+    timings: dict[str, dict[str, list[float]]] = {v: {"seconds": [], "cpu": []} for v in variants}
+    try:
+        for run in range(runs + 1):  # the first round warms caches and is not counted
+            order = list(variants) if run % 2 else list(reversed(variants))
+            for variant in order:
+                intermediate.codec = variants[variant]  # type: ignore[assignment]
+                dataset = intermediate.IntermediateDataset(f"{root}/pair-{variant}-{label}.bin")
+                wall, cpu = time.perf_counter(), time.process_time()
+                dataset.save(obj)
+                loaded = dataset.load()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                if not same(loaded, obj):
+                    raise SystemExit(f"{label} ({variant} checksum): the loaded object differs")
+                if run:
+                    timings[variant]["seconds"].append(wall)
+                    timings[variant]["cpu"].append(cpu)
+    finally:
+        intermediate.codec = checked_codec
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=50)
@@ -166,6 +201,9 @@ def main() -> None:
     parser.add_argument("--slow-repeat", type=int, default=3)
     parser.add_argument("--slow-seconds", type=float, default=20.0)
     parser.add_argument("--create-bucket", action="store_true")
+    parser.add_argument(
+        "--checksum-pairs", type=int, default=0, help="runs of the with/without checksum pair"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     root = args.root.rstrip("/")
@@ -190,6 +228,8 @@ def main() -> None:
             entry[name] = time_codec(
                 codec, obj, path, args.repeat, args.slow_repeat, args.slow_seconds, check
             )
+        if args.checksum_pairs:
+            entry["checksum"] = time_checksum_pairs(obj, root, label.split()[-1], args.checksum_pairs)
         result["objects"][label] = entry
     Path(args.out).write_text(json.dumps(result, indent=1))
 

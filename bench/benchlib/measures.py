@@ -550,8 +550,51 @@ def measure_data(
                     ]
                 )
     measure.tables.append(table)
+    measure.tables.append(_checksum_table(raw))
+    measure.notes.append(
+        "Checksum cost: the same `IntermediateDataset` with its integrity checksum (xxh3-64 per 1 MiB block, "
+        "verified before unpickling) and with the codec swapped for the format before checksums "
+        "(`bench/benchlib/unchecked_codec.py`), alternating run by run. Wall time is what a step waits; CPU "
+        "time (the probe process's user + system time) is less disturbed by other load on a shared machine. "
+        "Budget (issue 10): at most +5 %."
+    )
     measure.raw = raw
     return measure
+
+
+def _checksum_table(raw: Mapping[str, Any]) -> Table:
+    table = Table(
+        "Checksum cost: save + load with vs without the checksum (s) — min / median / max",
+        [
+            "object",
+            "target",
+            "with checksum",
+            "without",
+            "wall +% (median)",
+            "CPU with / without (median s)",
+            "CPU +%",
+        ],
+    )
+    for key, result in raw.items():
+        target = key.split("/")[0]
+        for label, obj in result["objects"].items():
+            pair = obj.get("checksum")
+            if not pair:
+                continue
+            with_, without = Stats(pair["with"]["seconds"]), Stats(pair["without"]["seconds"])
+            cpu_with, cpu_without = Stats(pair["with"]["cpu"]), Stats(pair["without"]["cpu"])
+            table.rows.append(
+                [
+                    label,
+                    target,
+                    with_,
+                    without,
+                    f"{(with_.median / without.median - 1) * 100:+.1f} %",
+                    f"{cpu_with.median:.3f} / {cpu_without.median:.3f}",
+                    f"{(cpu_with.median / cpu_without.median - 1) * 100:+.1f} %",
+                ]
+            )
+    return table
 
 
 def _run_probe(
@@ -572,6 +615,8 @@ def _run_probe(
         str(repeats.slow_seconds),
         "--out",
         str(out),
+        "--checksum-pairs",
+        str(repeats.runs * 3),  # alternating pairs: more runs, as the difference is small
     ]
     if target == "local":
         (work / "local").mkdir(exist_ok=True)

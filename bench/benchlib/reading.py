@@ -80,6 +80,20 @@ def _data(raw: Mapping[str, Any]) -> list[str]:
                 f"({speedup:.1f}×; goal ≥ 3× {_verdict(speedup >= 3)}), raw floor {times['raw']:.2f} s "
                 f"({floor_ratio:.1f}× the floor; goal ≤ 2× {_verdict(floor_ratio <= 2)})."
             )
+    for key, result in raw.items():
+        target, mb = key.split("/")
+        for label, obj in result["objects"].items():
+            pair = obj.get("checksum")
+            if not pair:
+                continue
+            cpu = statistics.median(pair["with"]["cpu"]) / statistics.median(pair["without"]["cpu"]) - 1
+            wall = (
+                statistics.median(pair["with"]["seconds"]) / statistics.median(pair["without"]["seconds"]) - 1
+            )
+            lines.append(
+                f"Checksum ({label}, {mb} MB, {target}): save + load +{cpu * 100:.1f} % CPU time, "
+                f"{wall * 100:+.1f} % wall; goal ≤ +5 % (judged on CPU time) {_verdict(cpu <= 0.05)}."
+            )
     return lines or ["Data: not measured."]
 
 
@@ -153,6 +167,27 @@ def _memory(raw: Mapping[str, Any]) -> list[str]:
     return [text + (f" vs {theirs:.0f} MB (theirs)." if theirs is not None else ".")]
 
 
+def _stat_median(value: Any) -> float | None:
+    return float(value["median"]) if isinstance(value, dict) and "median" in value else None
+
+
+def _action(raw: Mapping[str, Any]) -> list[str]:
+    lines = []
+    total = _stat_median((raw.get("overhead") or {}).get("total: start → comment"))
+    cpu = _stat_median((raw.get("overhead") or {}).get("CPU time of the whole action process (user + sys)"))
+    if total is not None:
+        lines.append(f"Action: start → PR comment {total:.2f} s wall"
+                     + (f", {cpu:.2f} s CPU" if cpu is not None else "")
+                     + f" (fakes, no build); goal ≤ 10 s {_verdict(total <= 10)}.")
+    install = raw.get("install") or {}
+    cold = _stat_median(install.get("empty pip cache (every job without actions/cache)"))
+    warm = _stat_median(install.get("warm wheel cache (opt-in actions/cache)"))
+    if cold is not None:
+        lines.append(f"Action: installing a `kedro new` requirements.txt takes {cold:.0f} s with an empty pip cache"
+                     + (f", {warm:.0f} s with the wheel cache." if warm is not None else "."))
+    return lines or ["Action: not measured."]
+
+
 READERS = {
     "compile": _compile,
     "step": _step,
@@ -161,6 +196,7 @@ READERS = {
     "cli": _cli,
     "dryrun": _dryrun,
     "memory": _memory,
+    "action": _action,
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..gcp import submission
+from . import kubeflow
 
 _AUTH_HELP = "Workload Identity provider (projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/ID)."
 
@@ -104,7 +105,7 @@ def _build_image(ctx: Any, config: Any, credentials: Any, endpoints: Any, *, wai
     from ..gcp import names
     from ..gcp.cloudbuild import BuildSettings, CloudBuild, build_body, image_repository, pushed_digest
     from ..gcp.source import collect_files, make_tarball
-    from ..gcp.storage import Storage, default_staging_bucket
+    from ..gcp.storage import Storage, default_staging_bucket, staging_bucket
 
     build = getattr(config, "build", None)
     dockerfile = getattr(build, "dockerfile", None) or "Dockerfile"
@@ -118,10 +119,7 @@ def _build_image(ctx: Any, config: Any, credentials: Any, endpoints: Any, *, wai
     content = hashlib.sha256(tarball).hexdigest()
     git = names.git_context(os.environ, ctx.project)
     commit = tag or git.get("sha") or f"src-{content[:12]}"
-    root = getattr(config.run_config, "root", None) or ""
-    configured_bucket = getattr(build, "staging_bucket", None)
-    bucket = configured_bucket or (root[5:].split("/", 1)[0] if root.startswith("gs://") else None) \
-        or default_staging_bucket(config.project_id)
+    bucket = staging_bucket(config)
     region = getattr(build, "region", None)
     obj = f"kedro-vertex-ci/source/{names.docker_tag(commit)}-{content[:12]}.tgz"
     click.echo(f"Uploading {len(files)} files ({len(tarball) / 1024:.0f} KiB) to gs://{bucket}/{obj}")
@@ -196,6 +194,19 @@ def _connect(ctx: Any, compiled: Any, pipeline: str, params: tuple[str, ...], bu
     return vertex, compiled
 
 
+def _built_for_kfp(ctx: Any, compiled: Any, pipeline: str, params: tuple[str, ...], build_first: bool,
+                   provider: str | None, impersonate: str | None) -> Any:
+    """With ``--build``, the image is still built by Cloud Build (Google credentials) and pinned by digest."""
+    if not build_first:
+        return compiled
+    config = compiled.config
+    endpoints = _endpoints(config)
+    credentials = _credentials(config, endpoints, provider, impersonate)
+    _, pinned = _build_image(ctx, config, credentials, endpoints, wait=True)
+    click.echo(f"Pinned image {pinned}")
+    return _compile(ctx, pipeline, pinned, params)
+
+
 # ---------------------------------------------------------------------------------------------- run-once
 
 def _follow(vertex: Any, job: dict[str, Any], timeout: float | None) -> dict[str, Any]:
@@ -238,6 +249,11 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
     compiled = _compile(ctx, pipeline, image, params)  # offline: config errors surface before any call
     config = compiled.config
+    if kubeflow.is_kfp(config):
+        compiled = _built_for_kfp(ctx, compiled, pipeline, params, build_first, provider, impersonate)
+        kubeflow.run_once(config, compiled, pipeline, wait=wait, timeout=timeout, cache=cache, provider=provider,
+                          impersonate=impersonate, poll_seconds=_poll_seconds(15.0))
+        return
     settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache)
     vertex, compiled = _connect(ctx, compiled, pipeline, params, build_first, provider, impersonate)
     job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
@@ -259,16 +275,6 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 
 # ---------------------------------------------------------------------------------------------- schedule
 
-
-
-def _in_the_past(moment: str | None) -> bool:
-    from datetime import datetime, timezone
-
-    if not moment:
-        return False
-    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return parsed < datetime.now(timezone.utc)
 
 
 @click.command("schedule")
@@ -303,7 +309,15 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
                  "end_time": end_time, "max_run_count": max_run_count,
                  "max_concurrent_run_count": max_concurrent_run_count, "allow_queueing": allow_queueing}
     schedule = submission.schedule_settings(config, pipeline, overrides)
-    if _in_the_past(schedule.start_time):
+    if schedule is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(submission.no_schedule_reason(pipeline, "--cron"))
+    if kubeflow.is_kfp(config):
+        compiled = _built_for_kfp(ctx, compiled, pipeline, params, build_first, provider, impersonate)
+        kubeflow.schedule(config, compiled, pipeline, schedule, provider=provider, impersonate=impersonate)
+        return
+    if submission.start_time_in_the_past(schedule.start_time):
         click.secho(f"Warning: start_time {schedule.start_time} is in the past: Vertex AI may start the missed "
                     f"runs since then right away.", fg="yellow", err=True)
     run_name = getattr(config.run_config, "scheduled_run_name", None)
@@ -367,10 +381,13 @@ def list_pipelines_command(ctx: Any, as_json: bool, limit: int, provider: str | 
     from ..gcp.vertex import Vertex
 
     config, project_name = _load_config(ctx)
-    endpoints = _endpoints(config)
-    credentials = _credentials(config, endpoints, provider, impersonate)
-    vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
-    rows = _rows(config, submission.stable_identity(config, project_name), vertex, limit)
+    if kubeflow.is_kfp(config):
+        rows = kubeflow.list_rows(config, project_name, limit, provider, impersonate)
+    else:
+        endpoints = _endpoints(config)
+        credentials = _credentials(config, endpoints, provider, impersonate)
+        vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
+        rows = _rows(config, submission.stable_identity(config, project_name), vertex, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
@@ -387,7 +404,7 @@ def ui_command(ctx: Any, print_only: bool) -> None:
     from ..gcp.names import console_pipelines_url
 
     config, _ = _load_config(ctx)
-    url = console_pipelines_url(config.project_id, config.region)
+    url = kubeflow.ui_url(config) if kubeflow.is_kfp(config) else console_pipelines_url(config.project_id, config.region)
     click.echo(url)
     if print_only or os.environ.get("CI") or os.environ.get("GITHUB_ACTIONS") or not sys.stdout.isatty():
         return

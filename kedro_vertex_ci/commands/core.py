@@ -23,6 +23,7 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     from ..errors import ConfigError, Problem
     from ..fsutil import atomic_write
     from ..kedro_io import bootstrap
+    from ..scaffold.gitignore import planned_gitignore
 
     info = bootstrap(ctx.project)
     target = ctx.project / "conf" / "base" / "vertexai.yml"
@@ -31,12 +32,29 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     written: list[Path] = []
     if target.exists() and not force and not with_github:
         raise ConfigError([Problem(str(target), "", "already exists; pass --force to overwrite it")])
+    if with_github and target.exists() and not force:
+        _check_utf8(target)  # the GitHub setup reads run_config from it
+    gitignore = planned_gitignore(ctx.project)  # read (and refused) before anything is written
     if not target.exists() or force:
         written.append(atomic_write(target, text))
     if with_github:
         written += _write_github(ctx.project, project_id=project_id, region=region, force=force)
+    if gitignore is not None:
+        written.append(atomic_write(*gitignore))
     for path in written:
         click.echo(f"wrote {os.path.relpath(path, ctx.project)}")
+
+
+def _check_utf8(path: Path) -> None:
+    from ..errors import ConfigError, Problem
+
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError([Problem(str(path), "", f"is not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
+                                                   f"offset {err.start}); save it as UTF-8")]) from None
+    except OSError as err:
+        raise ConfigError([Problem(str(path), "", f"cannot read it ({err.strerror})")]) from None
 
 
 def _write_github(project: Path, *, project_id: str, region: str, force: bool) -> list[Path]:
@@ -66,10 +84,11 @@ def _write_github(project: Path, *, project_id: str, region: str, force: bool) -
 def compile_command(ctx, pipeline: str, output: Path, image: str | None, params: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     """Compile a Kedro pipeline into a Vertex AI pipeline spec, offline."""
     from ..compiler import compile_pipeline
-    from ..fsutil import atomic_write
+    from ..fsutil import atomic_write, check_target
     from ..params import parse_overrides
     from ..spec import parse_spec, to_yaml_bytes
 
+    check_target(output)  # before the compile: a typo in -o is reported at once
     compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image, parse_overrides(params))
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)

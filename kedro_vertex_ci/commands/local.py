@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:  # types only: importing cli here at run time would be a cycle
-    from ..cli import Ctx
+from .context import Ctx
+
+if TYPE_CHECKING:
     from ..local.run import Runner, RunOptions
     from ..local.runners import PreloadedSubprocessRunner
 
@@ -43,13 +48,31 @@ def _load_spec(
             text = spec_file.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"--spec {spec_file}: cannot read it ({err.strerror})") from err
-        return parse_spec_text(text, str(spec_file)), {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"--spec {spec_file}: not UTF-8 text (byte {err.start}); pass a compiled "
+                              "JSON or YAML spec") from None
+        data = parse_spec_text(text, str(spec_file))
+        _check_spec_shape(data, spec_file)
+        return data, {}
     from ..compiler import compile_pipeline
 
     compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image)
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return dict(compiled.spec), {p.key: p.name for p in compiled.plan.params}
+
+
+def _check_spec_shape(data: dict[str, Any], spec_file: Path) -> None:
+    """The spec's own problems named with its file (the runner's messages only say "spec")."""
+    from ..errors import ConfigError
+    from ..local.specgraph import build_graph, split_job
+
+    try:
+        build_graph(split_job(data)[0])
+    except ConfigError as err:
+        raise ConfigError(f"--spec {spec_file}: {str(err).removeprefix('spec: ')}") from None
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"--spec {spec_file}: not a KFP PipelineSpec run-local can run ({err!r})") from None
 
 
 @click.command("run-local")
@@ -85,7 +108,28 @@ def _load_spec(
     show_default=True,
     help="Run steps as local processes or in containers of the project image.",
 )
-@click.option("--image", default=None, help="Image for --runner docker [default: the spec's image].")
+@click.option(
+    "--image",
+    default=None,
+    help="Image for --runner docker, used as it is [default: the project's Dockerfile built locally, see --build].",
+)
+@click.option(
+    "--build",
+    "build_mode",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="--runner docker: build the project's Dockerfile with the local engine (the same context Cloud Build "
+    "gets, tagged by its content hash): auto = only when that tag is missing, always, or never (run the "
+    "spec's image as it is).",
+)
+@click.option(
+    "--build-arg",
+    "build_args",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="--runner docker: a docker build argument (repeatable), e.g. BASE_IMAGE=python:3.11-slim.",
+)
 @click.option(
     "--workdir",
     default=None,
@@ -166,6 +210,8 @@ def run_local(
     pipeline_root: str | None,
     runner: str,
     image: str | None,
+    build_mode: str,
+    build_args: tuple[str, ...],
     workdir: str | None,
     mounts: tuple[str, ...],
     mount_data: bool,
@@ -180,6 +226,65 @@ def run_local(
     as_json: bool,
 ) -> None:
     """Dry-run the compiled pipeline locally: the same spec Vertex would get, steps as processes or containers."""
+    from ..local.executor import Interrupted
+
+    with _stop_on_signals():
+        try:
+            _run_local(
+                ctx,
+                spec_file,
+                pipeline,
+                params,
+                root,
+                pipeline_root,
+                runner,
+                image,
+                build_mode,
+                build_args,
+                workdir,
+                mounts,
+                mount_data,
+                preload,
+                max_parallel,
+                run_id,
+                fail_fast,
+                from_nodes,
+                to_nodes,
+                resume,
+                simulate_step_overhead,
+                as_json,
+            )
+        except Interrupted as stop:  # before any step started (compiling, validating): nothing to record
+            click.secho(
+                f"run-local: stopped by {stop.signal_name} before any step started", fg="yellow", err=True
+            )
+            click.get_current_context().exit(128 + stop.signum)
+
+
+def _run_local(
+    ctx: Ctx,
+    spec_file: Path | None,
+    pipeline: str,
+    params: tuple[str, ...],
+    root: Path | None,
+    pipeline_root: str | None,
+    runner: str,
+    image: str | None,
+    build_mode: str,
+    build_args: tuple[str, ...],
+    workdir: str | None,
+    mounts: tuple[str, ...],
+    mount_data: bool,
+    preload: bool,
+    max_parallel: int | None,
+    run_id: str | None,
+    fail_fast: bool,
+    from_nodes: tuple[str, ...],
+    to_nodes: tuple[str, ...],
+    resume: bool,
+    simulate_step_overhead: float,
+    as_json: bool,
+) -> None:
     from rich.console import Console
 
     from ..errors import StepFailed
@@ -187,11 +292,12 @@ def run_local(
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
+    run_root = _usable_root(root, ctx.project)
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
         spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
         options = RunOptions(
-            root=(root or ctx.project / ".kedro-vertex-ci" / "runs").resolve(),
+            root=run_root,
             run_id=run_id,
             pipeline_root=pipeline_root,
             overrides=overrides,
@@ -202,28 +308,127 @@ def run_local(
             to_nodes=_split_names(to_nodes),
             resume=resume,
             simulate_step_overhead=simulate_step_overhead,
+            project=ctx.project,
         )
         graph = prepare(spec, options).graph
+        images = {t.container.image for t in graph.tasks}
+        if runner == "docker" and image is None:
+            image = _project_image(ctx.project, build_mode, build_args, images, quiet=as_json)
+        step_runner = early or _make_runner(
+            runner, ctx.project, options, images, (image, workdir, mounts, mount_data)
+        )
     except BaseException:
         if early is not None:
             early.close()
         raise
-    images = {t.container.image for t in graph.tasks}
-    step_runner = early or _make_runner(
-        runner, ctx.project, options, images, (image, workdir, mounts, mount_data)
-    )
+
+    def warn(message: str) -> None:
+        click.secho(f"Warning: {message}", fg="yellow", err=True)
+
     if as_json:
-        result = run_spec(spec, step_runner, options)
+        result = run_spec(spec, step_runner, options, warn=warn)
         click.echo(json.dumps(result.to_json(), indent=2))
         click.get_current_context().exit(result.exit_code)
     console = Console(highlight=False)
     with progress_for(console, [t.name for t in graph.tasks]) as progress:
-        result = run_spec(spec, step_runner, options, observer=progress)
+        result = run_spec(spec, step_runner, options, observer=progress, warn=warn)
     print_summary(console, result)
+    if result.interrupted is not None:
+        finished = sum(1 for s in result.steps if s.state.value == "done")
+        click.secho(
+            f"run {result.run_id} stopped by signal {result.interrupted}: {finished} of {len(result.steps)} "
+            f"step(s) finished, record in {result.run_dir / 'result.json'}. Continue with: "
+            f"kedro-vertex-ci run-local --run-id {result.run_id} --resume",
+            fg="yellow",
+            err=True,
+        )
+        click.get_current_context().exit(result.exit_code)
     if not result.succeeded:
         print_failures(console, result)
         names = ", ".join(s.name for s in result.failed) or "none (stopped)"
         raise StepFailed(f"run {result.run_id} failed: step(s) {names}; logs in {result.run_dir / 'logs'}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread, once: the run then stops its steps,
+    records what finished and exits 130 / 143. Later signals are ignored while it cleans up (which is
+    bounded: steps get SIGKILL after a grace period). A SIGINT inherited as ignored stays ignored (a
+    background job of a shell); outside the main thread (tests calling the command in a thread) nothing is
+    installed.
+    """
+    from ..local.executor import Interrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        previous[signum] = signal.signal(signum, on_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _usable_root(root: Path | None, project: Path) -> Path:
+    """The local pipeline root, checked now so an unwritable ``--root`` is one clear error before the compile."""
+    from ..fsutil import check_folder
+
+    folder = root or project / ".kedro-vertex-ci" / "runs"
+    return check_folder(folder, f"--root {root}" if root is not None else "run folder")
+
+
+def _project_image(
+    project: Path, mode: str, build_args: tuple[str, ...], images: set[str], quiet: bool
+) -> str | None:
+    """The locally built project image to run in place of the spec's, or None to run the spec's image."""
+    from ..errors import ConfigError
+    from ..local.imagebuild import check_engine, ensure_image, image_present, parse_build_args
+
+    args = parse_build_args(build_args)
+    if mode == "never":
+        return None
+    spec_image = next(iter(images), "")
+    if mode == "auto" and not (project / "Dockerfile").is_file():
+        check_engine()
+        if len(images) == 1 and not image_present(spec_image):
+            raise ConfigError(
+                f"--runner docker: {project / 'Dockerfile'} does not exist and the spec's image {spec_image} "
+                "is not in the Docker engine. `kedro-vertex-ci init --github` writes a Dockerfile (then "
+                "run-local builds it); or pass --image IMAGE"
+            )
+        return None  # nothing to build: the spec's image runs as it is
+    if len(images) > 1:
+        raise ConfigError(
+            f"--runner docker --build {mode}: the spec uses several images {sorted(images)}; build them "
+            "yourself and pass --image, or --build never"
+        )
+    log = project / ".kedro-vertex-ci" / "builds" / "docker-build.log"
+    if quiet:
+        built = ensure_image(project, mode, args, log)
+    else:
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        with console.status("docker build: sending the build context") as status:
+            built = ensure_image(project, mode, args, log, on_line=lambda line: status.update(
+                f"docker build: {line[:110]}"))
+    verb = f"built in {built.seconds:.0f} s (log: {built.log})" if built.built else "unchanged, not rebuilt"
+    click.echo(f"Image {built.tag}: {verb}. Steps run it in place of {spec_image}; the spec itself is unchanged.",
+         err=True)
+    return built.tag
 
 
 def _start_preloading(project: Path) -> PreloadedSubprocessRunner:
@@ -262,7 +467,7 @@ def _make_runner(
     data = project / "data" if mount_data else None
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
-    if not (options.pipeline_root or "").startswith("gs://"):
+    if "://" not in (options.pipeline_root or ""):
         options.root.mkdir(parents=True, exist_ok=True)
     binds = plan_mounts(options.root, options.pipeline_root, data, workdir or image_dir, extra)
     return DockerRunner(image=image, mounts=binds, workdir=workdir)

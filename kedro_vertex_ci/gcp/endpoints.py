@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SERVICES = ("vertex", "cloudbuild", "storage", "sts", "iamcredentials", "oauth2")
+SERVICES = ("vertex", "cloudbuild", "storage", "sts", "iamcredentials", "oauth2", "artifactregistry")
 ENV_PREFIX = "KEDRO_VERTEX_CI_"
 
 
@@ -25,6 +25,10 @@ class Endpoints:
     sts: str | None = None
     iamcredentials: str | None = None
     oauth2: str | None = None  # where user (gcloud) credentials refresh; environment only
+    artifactregistry: str | None = None
+
+    def artifactregistry_url(self) -> str:
+        return self.artifactregistry or "https://artifactregistry.googleapis.com"
 
     def vertex_url(self, region: str) -> str:
         return self.vertex or f"https://{region}-aiplatform.googleapis.com"

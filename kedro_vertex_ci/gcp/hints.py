@@ -16,10 +16,12 @@ _ROLES = {
     "vertex": "roles/aiplatform.user (and roles/iam.serviceAccountUser on the pipeline's service account)",
     "cloudbuild": "roles/cloudbuild.builds.editor (and roles/iam.serviceAccountUser on the build's service account)",
     "storage": "roles/storage.objectAdmin on the bucket",
+    "artifactregistry": "roles/artifactregistry.reader (writer to push) on the repository",
 }
 _APIS = {"vertex": "aiplatform.googleapis.com", "cloudbuild": "cloudbuild.googleapis.com",
-         "storage": "storage.googleapis.com"}
-_NAMES = {"vertex": "Vertex AI", "cloudbuild": "Cloud Build", "storage": "Cloud Storage"}
+         "storage": "storage.googleapis.com", "artifactregistry": "artifactregistry.googleapis.com"}
+_NAMES = {"vertex": "Vertex AI", "cloudbuild": "Cloud Build", "storage": "Cloud Storage",
+          "artifactregistry": "Artifact Registry"}
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 class ScheduleSettings:
     """One pipeline's schedule: kedro-vertexai's ``schedules`` keys, resolved against ``default_schedule``."""
 
-    cron_expression: str = "0 0 * * *"
+    cron_expression: str  # no default: a schedule nobody configured is never created
     timezone: str | None = None
     start_time: str | None = None
     end_time: str | None = None
@@ -57,6 +57,8 @@ def resolve_settings(schedules: Any, pipeline: str, overrides: Mapping[str, Any]
                 raise ConfigError(f"{source}: schedules.{pipeline}.{key}: unknown key (known: {sorted(_KEYS)})")
             if value is not None:
                 merged[key] = value
+    if not merged.get("cron_expression"):
+        raise ConfigError(f"{source}: schedules.{pipeline}: no cron_expression (nothing is scheduled without one)")
     settings = ScheduleSettings(**merged)
     cron, timezone = normalize_cron(settings.cron_expression, settings.timezone)
     start, end = _rfc3339(settings.start_time, "start_time"), _rfc3339(settings.end_time, "end_time")

@@ -4,7 +4,8 @@ Honours ``.dockerignore`` (Docker's rules: patterns anchored at the project root
 (gitignore rules, including ``#!include:.gitignore``); a file either excludes stays out. Whatever they say,
 these never leave the machine: ``.git``, credential files (``gha-creds-*.json`` written by
 google-github-actions/auth, service-account keys, ADC files, ``.env``), ``conf/local`` (Kedro's place for
-secrets) and local data outside ``data/01_raw``.
+secrets), ``.kedro-vertex-ci`` (our own state: compiled specs and the action's pip cache) and local data
+outside ``data/01_raw``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import gzip
 import io
 import json
 import os
+import posixpath
 import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ALWAYS_EXCLUDED_DIRS = (".git", "conf/local")
+ALWAYS_EXCLUDED_DIRS = (".git", "conf/local", ".kedro-vertex-ci")
 CREDENTIAL_NAMES = re.compile(
     r"(gha-creds-[^/]*\.json|application_default_credentials\.json|credentials\.json|.*-key\.json|"
     r"service[-_]account.*\.json|\.env|\.env\..*|.*\.pem|.*\.p12)$"
@@ -29,75 +31,155 @@ _KEEP_DATA = "data/01_raw"
 _SCAN_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True)
-class _Rule:
-    itself: re.Pattern[str]  # the path is what the pattern names
-    inside: re.Pattern[str]  # the path lies inside a folder the pattern names
-    negate: bool
-    dir_only: bool
-
-    def matches(self, relative: str, is_dir: bool) -> bool:
-        if self.inside.match(relative):
-            return True
-        return (is_dir or not self.dir_only) and bool(self.itself.match(relative))
+_DOCKER_ESCAPED = frozenset(".+()|{}$")  # regexp characters with no meaning in Go's filepath.Match
 
 
-def _to_regex(pattern: str, anchored: bool) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    out = ""
+def _go_clean(pattern: str) -> str:
+    """Go's ``filepath.Clean`` (Docker cleans each pattern): ``./a/`` → ``a``, ``a/../b`` → ``b``."""
+    cleaned = posixpath.normpath(pattern)
+    return cleaned[1:] if cleaned.startswith("//") else cleaned
+
+
+def _docker_regex(pattern: str) -> str:
+    """Docker's translation of one cleaned pattern to a regexp (moby/patternmatcher ``Pattern.compile``)."""
+    out = "^"
     index = 0
     while index < len(pattern):
         char = pattern[index]
-        if pattern.startswith("**/", index):
-            out += "(?:.*/)?"
-            index += 3
-            continue
-        if pattern.startswith("**", index):
-            out += ".*"
-            index += 2
-            continue
-        out += {"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char))
         index += 1
-    prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(f"^{prefix}{out}$"), re.compile(f"^{prefix}{out}/.*$")
+        if char == "*" and pattern.startswith("*", index):
+            index += 1
+            if pattern.startswith("/", index):
+                index += 1  # "**/" is "**"
+            out += ".*" if index == len(pattern) else "(?:.*/)?"
+        elif char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif char in _DOCKER_ESCAPED:
+            out += "\\" + char
+        elif char == "\\":
+            out += re.escape(pattern[index]) if index < len(pattern) else "\\\\"
+            index += 1
+        else:
+            out += char  # "[", "]", ranges and the rest go to the regexp as they are, as in Docker
+    return out + "$"
 
 
-class IgnoreRules:
-    """Ordered ignore patterns; the last matching pattern decides (``!`` re-includes)."""
+@dataclass(frozen=True)
+class DockerPattern:
+    """One ``.dockerignore`` line after Docker's preprocessing: trimmed, cleaned, anchored at the root."""
 
-    def __init__(self, lines: list[str], docker: bool):
-        self.rules: list[_Rule] = []
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            line = line[1:].strip() if negate else line
-            dir_only = line.endswith("/")
-            line = line.strip("/") if docker else line.rstrip("/")
-            anchored = docker or line.startswith("/") or "/" in line
-            line = line.lstrip("/")
-            if line.startswith("./"):
-                line = line[2:]
-            if line:
-                self.rules.append(_Rule(*_to_regex(line, anchored), negate, dir_only))
-
-    def excluded(self, relative: str, is_dir: bool) -> bool:
-        verdict = False
-        for rule in self.rules:
-            if rule.matches(relative, is_dir):
-                verdict = not rule.negate
-        return verdict
+    text: str  # cleaned, without "!" and leading "/"
+    exception: bool  # a "!" line: re-includes what earlier lines excluded
+    line: int
 
 
-def _read_ignore(project: Path, name: str) -> list[str] | None:
+def read_docker_patterns(text: str, source: str = ".dockerignore") -> list[DockerPattern]:
+    """Docker's reading of a .dockerignore: BOM dropped, ``#`` lines skipped (only at column 0), both ends
+    trimmed, ``!`` for exceptions, ``filepath.Clean`` applied and a leading ``/`` dropped."""
+    patterns = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
+        if number == 1:
+            line = line.removeprefix("\ufeff")
+        if line.startswith("#"):
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        exception = line.startswith("!")
+        line = line[1:].strip() if exception else line
+        if not line:
+            continue
+        line = _go_clean(line)
+        if len(line) > 1 and line.startswith("/"):
+            line = line[1:]
+        patterns.append(DockerPattern(line, exception, number))
+    return patterns
+
+
+class DockerIgnore:
+    """Docker's ``.dockerignore`` matching, as ``docker build`` packs the context (moby/patternmatcher).
+
+    Each pattern is Docker's own regexp for it, kept as a :class:`pathspec.pattern.RegexPattern` (Docker's
+    rules are not gitignore's, so pathspec's gitwildmatch cannot express them). A path is matched level by
+    level with its parent folder's results (``MatchesUsingParentResults``): a pattern a folder matched holds
+    for everything inside it, and the last matching pattern decides. An excluded folder is entered only when
+    an exception line starts with its path (``!data/keep`` re-includes ``data/keep``; ``!**/keep`` cannot).
+    """
+
+    def __init__(self, patterns: list[DockerPattern], source: str = ".dockerignore"):
+        from pathspec.pattern import RegexPattern
+
+        from ..errors import ConfigError, Problem
+
+        self.patterns = patterns
+        self.regexes: list[RegexPattern] = []
+        for pattern in patterns:
+            _check_go_pattern(pattern, source)
+            try:
+                regex = re.compile(_docker_regex(pattern.text)[:-1] + "\\Z")
+            except re.error as err:
+                raise ConfigError([Problem(source, "", f"syntax error in pattern {pattern.text!r} ({err})",
+                                           pattern.line)]) from None
+            self.regexes.append(RegexPattern(regex, include=not pattern.exception))
+
+    def match(self, relative: str, parent: tuple[bool, ...] | None) -> tuple[bool, tuple[bool, ...]]:
+        """(excluded?, per-pattern results to hand to the children) for ``relative`` given its folder's."""
+        matched = False
+        results = []
+        for index, (pattern, regex) in enumerate(zip(self.patterns, self.regexes, strict=True)):
+            hit = bool(parent and parent[index])
+            if not hit:
+                if pattern.exception != matched:  # Docker skips a pattern that cannot change the verdict
+                    results.append(False)
+                    continue
+                hit = regex.match_file(relative) is not None
+                if not hit and parent is None:
+                    parts = relative.split("/")[:-1]
+                    hit = any(regex.match_file("/".join(parts[: i + 1])) is not None for i in range(len(parts)))
+            results.append(hit)
+            if hit:
+                matched = not pattern.exception
+        return matched, tuple(results)
+
+    def enters(self, folder: str) -> bool:
+        """Whether ``docker build`` walks into an excluded ``folder`` (an exception may re-include inside)."""
+        prefix = f"{folder}/"
+        return any(p.exception and f"{p.text}/".startswith(prefix) for p in self.patterns)
+
+
+def _check_go_pattern(pattern: DockerPattern, source: str) -> None:
+    """Go's ``filepath.Match`` rejects an unclosed ``[`` or a trailing ``\\``: so does ``docker build``."""
+    from ..errors import ConfigError, Problem
+
+    text, depth, index = pattern.text, 0, 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 1
+            if index == len(text):
+                raise ConfigError([Problem(source, "", f"syntax error in pattern {text!r} (trailing \\)",
+                                           pattern.line)])
+        elif char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+        index += 1
+    if depth:
+        raise ConfigError([Problem(source, "", f"syntax error in pattern {text!r} (unclosed [)", pattern.line)])
+
+
+def _read_ignore(project: Path, name: str, seen: frozenset[str] = frozenset()) -> list[str] | None:
     path = project / name
-    if not path.is_file():
+    if not path.is_file() or name in seen:
         return None
     lines: list[str] = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         include = re.fullmatch(r"#!include:(.+)", line.strip())
         if include:
-            lines.extend(_read_ignore(project, include.group(1).strip()) or [])
+            lines.extend(_read_ignore(project, include.group(1).strip(), seen | {name}) or [])
         else:
             lines.append(line)
     return lines
@@ -128,18 +210,31 @@ def _always_excluded(relative: str, is_dir: bool) -> bool:
 
 def collect_files(project: Path) -> list[str]:
     """Project-relative POSIX paths of the files to ship, sorted."""
-    docker = _read_ignore(project, ".dockerignore")
-    gcloud = _read_ignore(project, ".gcloudignore")
-    rules = []
-    if docker is not None:
-        rules.append(IgnoreRules(docker, docker=True))
-    if gcloud is not None:
-        rules.append(IgnoreRules(gcloud, docker=False))
-    if not rules:
-        rules.append(IgnoreRules(list(DEFAULT_IGNORES), docker=False))
+    from pathspec import GitIgnoreSpec
+
+    docker_path = project / ".dockerignore"
+    docker = None
+    if docker_path.is_file():
+        text = docker_path.read_text(encoding="utf-8", errors="replace")
+        docker = DockerIgnore(read_docker_patterns(text, str(docker_path)), str(docker_path))
+    gcloud_lines = _read_ignore(project, ".gcloudignore")
+    gitignore = GitIgnoreSpec.from_lines(gcloud_lines) if gcloud_lines is not None else None
+    if docker is None and gitignore is None:
+        gitignore = GitIgnoreSpec.from_lines(DEFAULT_IGNORES)
+
+    docker_results: dict[str, tuple[bool, ...]] = {}
 
     def excluded(relative: str, is_dir: bool) -> bool:
-        return _always_excluded(relative, is_dir) or any(r.excluded(relative, is_dir) for r in rules)
+        if _always_excluded(relative, is_dir):
+            return True
+        if gitignore is not None and gitignore.match_file(f"{relative}/" if is_dir else relative):
+            return True
+        if docker is None:
+            return False
+        hit, results = docker.match(relative, docker_results.get(posixpath.dirname(relative)))
+        if is_dir:
+            docker_results[relative] = results
+        return hit and (not is_dir or not docker.enters(relative))
 
     found: list[str] = []
     for folder, dirs, files in os.walk(project):

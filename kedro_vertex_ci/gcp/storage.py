@@ -19,6 +19,17 @@ def default_staging_bucket(project: str) -> str:
     return f"{project}_cloudbuild"
 
 
+def staging_bucket(config: Any) -> str:
+    """Where the build source goes: ``build.staging_bucket``, else the pipeline root's bucket, else the default.
+
+    The one rule for the CLI's ``build`` and the Action, so both upload to the same place.
+    """
+    configured = getattr(getattr(config, "build", None), "staging_bucket", None)
+    root = str(getattr(config.run_config, "root", None) or "")
+    from_root = root[5:].split("/", 1)[0] if root.startswith("gs://") else None
+    return str(configured or from_root or default_staging_bucket(config.project_id))
+
+
 class Storage:
     def __init__(self, project: str, credentials: Any, endpoints: Endpoints | None = None,
                  policy: RetryPolicy = DEFAULT_POLICY, sleep: Callable[[float], None] = time.sleep):

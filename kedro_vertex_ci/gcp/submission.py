@@ -81,15 +81,38 @@ def job_settings(project: Path, compiled: Any, pipeline: str, labels: tuple[str,
     )
 
 
-def schedule_settings(config: Any, pipeline: str, overrides: dict[str, Any]) -> Any:
-    """Config (own schedule, else default_schedule) + command-line overrides, validated offline."""
+def schedule_settings(config: Any, pipeline: str, overrides: dict[str, Any]) -> Any | None:
+    """Config (own schedule, else default_schedule) + command-line overrides, validated offline.
+
+    None when neither the config nor the overrides give a cron: only what the user asked for is scheduled
+    (the CLI's ``schedule`` and the Action follow this one rule).
+    """
     from ..cron import split_timezone
     from ..gcp.schedules import resolve_settings
 
     chosen = config.run_config.schedule_for(pipeline) if hasattr(config.run_config, "schedule_for") else None
     base = chosen.model_dump() if chosen is not None else {}
     cron = overrides.get("cron_expression") or base.get("cron_expression", "")
+    if not cron:
+        return None
     prefix_tz, _ = split_timezone(cron) if cron else (None, "")
     if prefix_tz and not overrides.get("timezone"):
         base.pop("timezone", None)  # the cron's TZ= prefix says it; the config default must not contradict
     return resolve_settings({pipeline: base}, pipeline, overrides, source="vertexai.yml")
+
+
+def no_schedule_reason(pipeline: str, cron_source: str) -> str:
+    """Why nothing is scheduled, naming both ways to ask for a schedule."""
+    return (f"no schedule configured for pipeline {pipeline!r}: add run_config.schedules.{pipeline} (or "
+            f"default_schedule) with a cron_expression to conf/base/vertexai.yml, or pass {cron_source}")
+
+
+def start_time_in_the_past(moment: str | None) -> bool:
+    """A past ``start_time`` makes Vertex start the missed runs since then right away."""
+    from datetime import datetime, timezone
+
+    if not moment:
+        return False
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed < datetime.now(timezone.utc)

@@ -178,6 +178,21 @@ class Vertex:
 
         return list(self._call("list pipeline jobs", fetch))
 
+    def cancel_job(self, name: str) -> bool:
+        """Ask Vertex to cancel a job (``POST …/pipelineJobs/ID:cancel``); False when it already ended."""
+        client = self._pipeline_client()
+
+        def cancel() -> bool:
+            try:
+                client.cancel_pipeline_job(name=name, retry=None, timeout=self._timeout)
+            except Exception as err:
+                if http_status(err) in (400, 404):  # FAILED_PRECONDITION: already in a terminal state
+                    return False
+                raise
+            return True
+
+        return bool(self._call("cancel a superseded pipeline job", cancel))
+
     def wait(self, name: str, on_update: Callable[[dict[str, Any]], None] | None = None,
              poll_seconds: float = 10.0, timeout_seconds: float | None = None) -> dict[str, Any]:
         """Poll until the job reaches a terminal state; ``on_update`` sees every polled job."""

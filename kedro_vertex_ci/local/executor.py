@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -130,6 +130,35 @@ class Scheduler:
 Launch = Callable[[Task, Mapping[str, str]], int]
 
 
+class Interrupted(BaseException):
+    """run-local got SIGINT or SIGTERM (raised by its signal handler in the main thread).
+
+    A BaseException like KeyboardInterrupt, so no ``except Exception`` on the way swallows it.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        import signal
+
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+
+class RunInterrupted(Exception):
+    """:func:`execute` stopped on an interrupt: every step it started is over; ``outcomes`` says how."""
+
+    def __init__(self, signum: int, outcomes: list[StepOutcome]):
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+        self.outcomes = outcomes
+
+
 def execute(
     graph: TaskGraph,
     launch: Launch,
@@ -142,6 +171,9 @@ def execute(
     """Run every task through ``launch(task, group_statuses) -> exit code``; outcomes in graph order.
 
     ``launch`` runs in worker threads; an exception from it fails that task (its message is the reason).
+    On :class:`Interrupted` or KeyboardInterrupt (SIGINT), ``on_interrupt`` stops the running steps, nothing
+    new starts, and once every started step is over :class:`RunInterrupted` carries the outcomes: steps that
+    finished keep their state, stopped ones are failed, the rest skipped.
     """
     observer = observer or NullObserver()
     limit = max(1, max_parallel or os.cpu_count() or 1)
@@ -161,6 +193,7 @@ def execute(
         return StepOutcome(task.name, state, log, code, start - begin, time.monotonic() - start, reason)
 
     running: dict[Future[StepOutcome], str] = {}
+    submitted: list[Future[StepOutcome]] = []
     with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="kvc-step") as pool:
         try:
             while True:
@@ -171,7 +204,9 @@ def execute(
                 for task in ready[: limit - len(running)]:
                     scheduler.start(task.name)
                     observer.step_started(task.name)
-                    running[pool.submit(timed, task, scheduler.group_statuses())] = task.name
+                    future = pool.submit(timed, task, scheduler.group_statuses())
+                    submitted.append(future)
+                    running[future] = task.name
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -181,8 +216,33 @@ def execute(
                     scheduler.finish(outcome.name, outcome.state is State.DONE)
                     outcomes[outcome.name] = outcome
                     observer.step_finished(outcome)
-        except KeyboardInterrupt:
+        except (Interrupted, KeyboardInterrupt) as err:
+            signum = err.signum if isinstance(err, Interrupted) else 2
             if on_interrupt:
                 on_interrupt()
-            raise
+            stopped = _settle(graph, submitted, outcomes, signum, observer)
+            raise RunInterrupted(signum, stopped) from None
     return [outcomes[t.name] for t in graph.tasks if t.name in outcomes]
+
+
+def _settle(
+    graph: TaskGraph,
+    submitted: list[Future[StepOutcome]],
+    outcomes: dict[str, StepOutcome],
+    signum: int,
+    observer: Observer,
+) -> list[StepOutcome]:
+    """After an interrupt: wait for every started step to end and give every task a final state."""
+    why = f"run-local stopped by {Interrupted(signum).signal_name}"
+    for future in submitted:
+        outcome = future.result()  # the runner stopped it; waits at most its kill grace
+        if outcome.name in outcomes and outcomes[outcome.name].state.terminal:
+            continue
+        if outcome.state is not State.DONE:
+            outcome = replace(outcome, reason=f"{why} ({outcome.reason})")
+        outcomes[outcome.name] = outcome
+        observer.step_finished(outcome)
+    for task in graph.tasks:
+        if task.name not in outcomes:
+            outcomes[task.name] = StepOutcome(task.name, State.SKIPPED, reason=f"not started: {why}")
+    return [outcomes[t.name] for t in graph.tasks]

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import ConfigError
+from ..params import set_nested, spec_value_problem
 from .specgraph import Constant, FinalStatus, FromPipeline, FromTask, PipelineInput, Task, TaskGraph
 
 _PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")
@@ -75,24 +76,30 @@ def parse_override(text: str, spec_input: PipelineInput) -> Any:
     """A ``--param NAME=VALUE`` value typed by the pipeline input it overrides. Raises :class:`ConfigError`."""
     kind = spec_input.type
     where = f"--param {spec_input.name}"
+    shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
     try:
         if kind == "STRING":
             return text
         if kind == "NUMBER_INTEGER":
-            return int(text)
-        if kind == "NUMBER_DOUBLE":
-            return float(text)
-        if kind == "BOOLEAN":
+            value: Any = int(text)
+        elif kind == "NUMBER_DOUBLE":
+            value = float(text)
+        elif kind == "BOOLEAN":
             lowered = text.strip().lower()
             if lowered not in ("true", "false"):
                 raise ValueError("expected true or false")
             return lowered == "true"
-        value = json.loads(text)
-    except (ValueError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{where}: {text!r} is not a valid {kind} value ({err})") from err
+        else:
+            value = json.loads(text)
+    except (ValueError, RecursionError) as err:  # json.JSONDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err).splitlines()[0][:200]
+        raise ConfigError(f"{where}: {shown} is not a valid {kind} value ({reason})") from err
     expected = list if kind == "LIST" else dict
     if kind in ("LIST", "STRUCT") and not isinstance(value, expected):
-        raise ConfigError(f"{where}: {text!r} is not a JSON {'list' if kind == 'LIST' else 'object'}")
+        raise ConfigError(f"{where}: {shown} is not a JSON {'list' if kind == 'LIST' else 'object'}")
+    problem = spec_value_problem(value)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     return value
 
 
@@ -114,7 +121,7 @@ def resolve_params(
         if not path:
             params[name] = parse_override(text, inputs[name])
             continue
-        params[name] = _set_path(params.get(name) or {}, path, _loose_json(text), key)
+        params[name] = set_nested(params.get(name) or {}, ".".join([name, *path]), text)
     missing = sorted(set(inputs) - set(params))
     if missing:
         raise ConfigError(f"pipeline input(s) {missing} have no default; pass --param NAME=VALUE")
@@ -134,24 +141,6 @@ def _locate(
         if candidate in inputs and (not rest or inputs[candidate].type == "STRUCT"):
             return candidate, rest
     raise ConfigError(f"--param {key}: the pipeline has no such input; inputs: {sorted(inputs)}")
-
-
-def _loose_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _set_path(struct: Any, path: list[str], value: Any, key: str) -> dict[str, Any]:
-    if not isinstance(struct, dict):
-        raise ConfigError(f"--param {key}: {path[0]!r} is not inside a mapping")
-    updated = dict(struct)
-    if len(path) == 1:
-        updated[path[0]] = value
-    else:
-        updated[path[0]] = _set_path(struct.get(path[0], {}), path[1:], value, key)
-    return updated
 
 
 def task_inputs(

@@ -115,7 +115,9 @@ def progress_for(console: Console, steps: Sequence[str]) -> LiveProgress | LineP
 
 def summary_table(result: RunResult) -> Table:
     """The final table: one row per step with state, duration and log file."""
-    verdict = "[green]succeeded[/]" if result.succeeded else "[bold red]failed[/]"
+    verdict = {"succeeded": "[green]succeeded[/]", "interrupted": "[yellow]interrupted[/]"}.get(
+        result.state, "[bold red]failed[/]"
+    )
     table = Table(
         title=f"run-local {result.pipeline}: {verdict} in {format_duration(result.duration)}",
         title_justify="left",

@@ -4,7 +4,9 @@ Layout under the local root (a folder standing in for ``gs://``)::
 
     <root>/<run id>/run.json        job name, spec hash (kept so a rerun with the same id renders the same)
     <root>/<run id>/logs/<task>.log  each step's stdout + stderr
-    <root>/<run id>/result.json     the machine-readable result (what ``--json`` prints)
+    <root>/<run id>/result.json     the run record: every step of the spec and its state, rewritten after
+                                    each step ends (what ``--json`` prints; ``--resume`` reads it)
+    <root>/<run id>/.lock           held (flock) by the run-local running this id
     <root>/<run id>/node-durations.json  seconds per Kedro node, measured by the steps (grouping ``auto``)
     <root>/<run id>/outputs/<task>/<name>  task output parameters (``{{$.outputs.parameters[...].output_file}}``)
     <root>/kedro-vertex-ci/<run id>/  data the step runtime passes between steps
@@ -12,6 +14,7 @@ Layout under the local root (a folder standing in for ``gs://``)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,13 +22,15 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from ..errors import ConfigError
-from .executor import Observer, State, StepOutcome, execute
+from .executor import Observer, RunInterrupted, State, StepOutcome, execute
+from .locks import hold_run, is_run_active, register_active
 from .placeholders import (
     RunContext,
     check_renderable,
@@ -61,6 +66,7 @@ class RunOptions:
     to_nodes: Sequence[str] = ()
     resume: bool = False  # skip the steps an earlier attempt with this run id finished
     simulate_step_overhead: float = 0.0  # seconds each step waits before it starts, as on Vertex (plan's S)
+    project: Path | None = None  # where other run-locals are looked for (they share its catalog files)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,10 @@ class Prepared:
 
 @dataclass(frozen=True)
 class RunResult:
+    """One run-local invocation. ``steps``: what it ran or reused (they decide the exit code);
+    ``outside``: the spec's other steps (not selected by --from-nodes/--to-nodes), as an earlier attempt
+    left them, so the record always covers the whole pipeline and a later ``--resume`` continues it."""
+
     run_id: str
     job_name: str
     pipeline: str
@@ -84,20 +94,36 @@ class RunResult:
     params: Mapping[str, Any]
     steps: tuple[StepOutcome, ...]
     duration: float
+    outside: tuple[StepOutcome, ...] = ()
+    interrupted: int | None = None  # the signal that stopped the run
+    order: tuple[str, ...] = ()  # every task of the spec, in graph order
+    running: bool = False  # a record written while the run is still going
 
     @property
     def succeeded(self) -> bool:
-        return all(s.state is State.DONE for s in self.steps)
+        return self.interrupted is None and all(s.state is State.DONE for s in self.steps)
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 128 + self.interrupted  # as a shell reports a process a signal ended: 130, 143
         return 0 if self.succeeded else 1
 
     @property
     def failed(self) -> list[StepOutcome]:
         return [s for s in self.steps if s.state is State.FAILED]
 
+    @property
+    def state(self) -> str:
+        if self.running:
+            return "running"
+        if self.interrupted is not None:
+            return "interrupted"
+        return "succeeded" if self.succeeded else "failed"
+
     def to_json(self) -> dict[str, Any]:
+        selected = {s.name for s in self.steps}
+        every = _in_order([*self.steps, *self.outside], self.order)
         return {
             "run_id": self.run_id,
             "job_name": self.job_name,
@@ -106,22 +132,36 @@ class RunResult:
             "run_dir": str(self.run_dir),
             "pipeline_root": self.pipeline_root,
             "params": dict(self.params),
-            "state": "succeeded" if self.succeeded else "failed",
-            "exit_code": self.exit_code,
+            "state": self.state,
+            "exit_code": None if self.running else self.exit_code,
             "duration_seconds": round(self.duration, 3),
-            "steps": [
-                {
-                    "name": s.name,
-                    "state": s.state.value,
-                    "started_seconds": None if s.started is None else round(s.started, 3),
-                    "duration_seconds": None if s.duration is None else round(s.duration, 3),
-                    "exit_code": s.exit_code,
-                    "log": None if s.log is None else str(s.log),
-                    "reason": s.reason,
-                }
-                for s in self.steps
-            ],
+            "steps": [_step_json(s, s.name in selected) for s in every],
         }
+
+
+def _step_json(s: StepOutcome, selected: bool) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "state": s.state.value,
+        "started_seconds": None if s.started is None else round(s.started, 3),
+        "duration_seconds": None if s.duration is None else round(s.duration, 3),
+        "exit_code": s.exit_code,
+        "log": None if s.log is None else str(s.log),
+        "reason": s.reason,
+        "selected": selected,
+    }
+
+
+def _step_from_json(item: Mapping[str, Any]) -> StepOutcome:
+    return StepOutcome(
+        str(item["name"]),
+        State(item["state"]),
+        Path(item["log"]) if item.get("log") else None,
+        item.get("exit_code"),
+        item.get("started_seconds"),
+        item.get("duration_seconds"),
+        str(item.get("reason") or ""),
+    )
 
 
 def new_run_id() -> str:
@@ -177,30 +217,89 @@ def run_spec(
     options: RunOptions,
     observer: Observer | None = None,
     on_prepared: Callable[[TaskGraph, RunContext], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Interpret ``spec_data`` (a PipelineSpec or PipelineJob body) and run it with ``runner``."""
-    prepared = prepare(spec_data, options)
-    graph, params = prepared.graph, prepared.params
-    run_id = check_run_id(options.run_id or new_run_id())
+    """Interpret ``spec_data`` (a PipelineSpec or PipelineJob body) and run it with ``runner``.
+
+    The run folder is locked for the run (a second run-local with this id is refused: :class:`RunInUse`);
+    ``warn`` hears about other run-locals active in ``options.project``. The record (result.json) is
+    rewritten after every step, so an interrupted or killed run can be resumed. An interrupt (SIGINT,
+    SIGTERM) stops the steps and returns a result whose exit code is 128 + the signal.
+    """
+    try:
+        prepared = prepare(spec_data, options)
+        run_id = check_run_id(options.run_id or new_run_id())
+        run_dir = options.root.resolve() / run_id
+        ctx = _context(options, prepared, run_id)
+        check_renderable(prepared.graph, ctx)  # before the lock: a spec we cannot run writes nothing
+        with hold_run(run_dir, run_id), _announce(options, run_id, run_dir, warn):
+            return _run_locked(spec_data, runner, options, prepared, ctx, observer, on_prepared)
+    finally:
+        close = getattr(runner, "close", None)  # a runner may keep a helper process for the run
+        if close is not None:
+            close()
+
+
+@contextlib.contextmanager
+def _announce(
+    options: RunOptions, run_id: str, run_dir: Path, warn: Callable[[str], None] | None
+) -> Iterator[None]:
+    if options.project is None:
+        yield
+        return
+    with register_active(options.project, run_id, run_dir) as others:
+        if others and warn is not None:
+            listed = ", ".join(f"{o.run_id} (pid {o.pid})" for o in others)
+            warn(
+                f"another run-local is active in this project: run {listed}. Runs share the project's "
+                "catalog files (data/...), so they may read or overwrite each other's outputs; "
+                "intermediate data is kept apart by run id."
+            )
+        yield
+
+
+def _context(options: RunOptions, prepared: Prepared, run_id: str) -> RunContext:
+    """The values placeholders render from (the job name is kept from an earlier attempt)."""
     root = options.root.resolve()
-    run_dir = root / run_id
-    job_name = _job_name(run_dir, graph.pipeline_name)
-    pipeline_root = options.pipeline_root or str(root)
-    ctx = RunContext(
+    job_name = _job_name(root / run_id, prepared.graph.pipeline_name)
+    return RunContext(
         job_name=job_name,
         run_id=run_id,
-        root=pipeline_root,
-        params=params,
+        root=options.pipeline_root or str(root),
+        params=prepared.params,
         job_resource=f"projects/local/locations/local/pipelineJobs/{job_name}",
-        outputs_dir=str(run_dir / "outputs"),
+        outputs_dir=str(root / run_id / "outputs"),
     )
-    check_renderable(graph, ctx)
+
+
+def _run_locked(
+    spec_data: Mapping[str, Any],
+    runner: Runner,
+    options: RunOptions,
+    prepared: Prepared,
+    ctx: RunContext,
+    observer: Observer | None,
+    on_prepared: Callable[[TaskGraph, RunContext], None] | None,
+) -> RunResult:
+    graph, params = prepared.graph, prepared.params
+    root = options.root.resolve()
+    run_id, job_name, pipeline_root = ctx.run_id, ctx.job_name, ctx.root
+    run_dir = root / run_id
+    earlier = _earlier_steps(run_dir)
+    data_dir = _local_data_dir(pipeline_root)
+    sweep_temp_files(data_dir, root, run_id)  # what a killed earlier attempt left half-written
     _write_json(
         run_dir / "run.json", {"run_id": run_id, "job_name": job_name, "spec_sha256": _digest(spec_data)}
     )
     if on_prepared:
         on_prepared(graph, ctx)
     logs = run_dir / "logs"
+    selected = {t.name for t in graph.tasks} | {s.name for s in prepared.reused}
+    outside = tuple(
+        earlier.get(name) or StepOutcome(name, State.SKIPPED, reason="not selected (--from-nodes/--to-nodes)")
+        for name in prepared.order
+        if name not in selected
+    )
 
     def launch(task: Task, statuses: Mapping[str, str]) -> int:
         if options.simulate_step_overhead > 0:  # holds the step's slot, like a VM starting on Vertex
@@ -219,36 +318,118 @@ def run_spec(
         return runner.run(inv, logs / f"{task.name}.log")
 
     begin = time.monotonic()
+
+    def record(outcomes: Sequence[StepOutcome], running: bool, interrupted: int | None = None) -> RunResult:
+        pending = [
+            StepOutcome(t.name, State.WAITING)
+            for t in graph.tasks
+            if t.name not in {o.name for o in outcomes}
+        ]
+        result = RunResult(
+            run_id=run_id,
+            job_name=job_name,
+            pipeline=graph.pipeline_name,
+            runner=runner.name,
+            run_dir=run_dir,
+            pipeline_root=pipeline_root,
+            params=params,
+            steps=_in_order([*prepared.reused, *outcomes, *pending], prepared.order),
+            duration=time.monotonic() - begin,
+            outside=outside,
+            interrupted=interrupted,
+            order=prepared.order,
+            running=running,
+        )
+        _write_json(run_dir / "result.json", result.to_json())
+        return result
+
+    recorder = _Recorder(observer, lambda done: record(done, running=True))
+    record([], running=True)
     try:
         outcomes = execute(
             graph,
             launch,
             max_parallel=options.max_parallel,
-            observer=observer,
+            observer=recorder,
             fail_fast=options.fail_fast,
             log_path=lambda name: logs / f"{name}.log",
             on_interrupt=runner.terminate,
         )
-    finally:
-        close = getattr(runner, "close", None)  # a runner may keep a helper process for the run
-        if close is not None:
-            close()
-    result = RunResult(
-        run_id=run_id,
-        job_name=job_name,
-        pipeline=graph.pipeline_name,
-        runner=runner.name,
-        run_dir=run_dir,
-        pipeline_root=pipeline_root,
-        params=params,
-        steps=_in_order([*prepared.reused, *outcomes], prepared.order),
-        duration=time.monotonic() - begin,
-    )
-    from ..durations import collect_run_durations
+    except RunInterrupted as stop:
+        result = record(stop.outcomes, running=False, interrupted=stop.signum)
+    else:
+        from ..durations import collect_run_durations
 
-    collect_run_durations(pipeline_root, run_id, run_dir)  # before result.json: its mtime dates the run
-    _write_json(run_dir / "result.json", result.to_json())
+        collect_run_durations(pipeline_root, run_id, run_dir)  # before the last record: its time dates the run
+        result = record(outcomes, running=False)
+    finally:
+        sweep_temp_files(data_dir, root, run_id)  # every step is over: no write is in flight
     return result
+
+
+class _Recorder:
+    """Passes progress on to the caller's observer and rewrites the record after every finished step."""
+
+    def __init__(self, inner: Observer | None, save: Callable[[list[StepOutcome]], object]):
+        self._inner = inner
+        self._save = save
+        self._done: list[StepOutcome] = []
+
+    def step_started(self, name: str) -> None:
+        if self._inner is not None:
+            self._inner.step_started(name)
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        self._done = [o for o in self._done if o.name != outcome.name] + [outcome]
+        self._save(list(self._done))
+        if self._inner is not None:
+            self._inner.step_finished(outcome)
+
+
+def _local_data_dir(pipeline_root: str) -> Path | None:
+    """The local folder holding the intermediate files (None for an object store)."""
+    if "://" in pipeline_root and not pipeline_root.startswith("file://"):
+        return None
+    return Path(pipeline_root.removeprefix("file://")) / "kedro-vertex-ci"
+
+
+TEMP_AGE = 60.0  # seconds: another run's temp file younger than this may still be written by a step
+
+
+def sweep_temp_files(data_dir: Path | None, root: Path, run_id: str) -> list[Path]:
+    """Remove half-written intermediates (``.*.tmp``) that no step is writing any more; the removed paths.
+
+    This run's folder is swept entirely (called while no step of it runs); other runs' folders only when no
+    run-local holds that run id and the file has not changed for :data:`TEMP_AGE` seconds.
+    """
+    if data_dir is None or not data_dir.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for folder in data_dir.iterdir():
+        if not folder.is_dir():
+            continue
+        folder_run = unquote(folder.name)  # runtime.intermediate.unescape_name, without importing Kedro
+        mine = folder_run == run_id
+        if not mine and is_run_active(root / folder_run):
+            continue
+        for temp in folder.glob(".*.tmp"):
+            try:
+                if mine or now - temp.stat().st_mtime > TEMP_AGE:
+                    temp.unlink()
+                    removed.append(temp)
+            except OSError:
+                continue
+    return removed
+
+
+def _earlier_steps(run_dir: Path) -> dict[str, StepOutcome]:
+    """The steps an earlier attempt with this run id recorded (none if there is no readable record)."""
+    try:
+        steps = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))["steps"]
+        return {str(s["name"]): _step_from_json(s) for s in steps}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def read_outputs(task: Task, ctx: RunContext) -> dict[tuple[str, str], str]:

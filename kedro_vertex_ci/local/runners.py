@@ -8,9 +8,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from ..runtime.hosts import HOSTS_FILE_ENV
 # Set in every step: telemetry and prompts must never block a step.
 QUIET_ENV = {"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
 # Passed by name into containers (``-e NAME``: the value never appears on the docker command line).
-PASSTHROUGH_PREFIXES = ("KEDRO_CONFIG_",)
+PASSTHROUGH_PREFIXES = ("KEDRO_CONFIG_", "AWS_")  # AWS_*: an s3:// (MinIO) root of a Kubeflow target
 PASSTHROUGH_NAMES = ("STORAGE_EMULATOR_HOST", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "GOOGLE_CLOUD_PROJECT")
 
 
@@ -38,37 +40,70 @@ class Invocation:
     memory: int | None = None
 
 
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when run-local stops its steps
+
+
 class _ProcessTracker:
-    """Remembers live processes so Ctrl-C can stop them all."""
+    """Starts each step in its own session (process group) and can stop them all, children included.
+
+    A step's whole group is signalled, so processes a step started die with it; whatever is left in the
+    group when the step's main process exits is killed too (on Vertex the container would end them).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: set[subprocess.Popen[bytes]] = set()
+        self._stopping = False
 
     def run(self, argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None) -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                list(argv),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=dict(env),
-                cwd=cwd,
-            )
             with self._lock:
+                if self._stopping:
+                    raise RuntimeError("run-local is stopping")
+                proc = subprocess.Popen(
+                    list(argv),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=dict(env),
+                    cwd=cwd,
+                    start_new_session=True,  # run-local, not the terminal, decides when steps stop
+                )
                 self._live.add(proc)
             try:
                 return proc.wait()
             finally:
+                _signal_group(proc.pid, signal.SIGKILL)  # leftovers of a step die with it
                 with self._lock:
                     self._live.discard(proc)
 
-    def terminate(self) -> None:
+    def terminate(self, grace: float = KILL_GRACE) -> None:
+        """SIGTERM every step's group now, SIGKILL what is left after ``grace``; start nothing new."""
         with self._lock:
+            self._stopping = True
             live = list(self._live)
         for proc in live:
-            proc.terminate()
+            _signal_group(proc.pid, signal.SIGTERM)
+        if live:
+            timer = threading.Timer(grace, self._kill, args=(live,))
+            timer.daemon = True
+            timer.start()
+
+    def _kill(self, procs: Sequence[subprocess.Popen[bytes]]) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """Signal the process group ``pid`` leads (gone already is fine)."""
+    if os.name != "posix":
+        return
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def venv_bin() -> Path:
@@ -339,10 +374,14 @@ class DockerRunner:
         self.host_cpus = host_cpus or os.cpu_count() or 1
         self.base_env = dict(os.environ if base_env is None else base_env)
         self._tracker = _ProcessTracker()
+        self._names: set[str] = set()
+        self._names_lock = threading.Lock()
 
-    def argv(self, inv: Invocation) -> list[str]:
-        """The full ``docker run`` command line for one step."""
+    def argv(self, inv: Invocation, name: str | None = None) -> list[str]:
+        """The full ``docker run`` command line for one step (``name``: the container's name)."""
         argv = [self.docker, "run", "--rm", "--network", "host"]
+        if name:
+            argv += ["--name", name]
         for host, inside in self.mounts:
             argv += ["-v", f"{host}:{inside}"]
         if self.workdir:
@@ -369,10 +408,47 @@ class DockerRunner:
         }
 
     def run(self, inv: Invocation, log: Path) -> int:
-        return self._tracker.run(self.argv(inv), log, self.base_env, None)
+        name = f"kvc-{_container_safe(inv.task)}-{uuid.uuid4().hex[:8]}"
+        with self._names_lock:
+            self._names.add(name)
+        try:
+            return self._tracker.run(self.argv(inv, name), log, self.base_env, None)
+        finally:
+            with self._names_lock:
+                self._names.discard(name)
 
     def terminate(self) -> None:
+        """SIGTERM the ``docker run`` clients (they pass it to the containers), then remove what is left.
+
+        The client's death alone would leave its container running, so containers are named and removed
+        with ``docker rm -f`` after the grace period.
+        """
         self._tracker.terminate()
+        with self._names_lock:
+            names = sorted(self._names)
+        if names:
+            timer = threading.Timer(KILL_GRACE, self._remove, args=(names,))
+            timer.daemon = False  # run-local waits for it: no container may outlive the run
+            timer.start()
+
+    def _remove(self, names: Sequence[str]) -> None:
+        """``docker rm -f`` every container this run started before the stop (gone ones are no error).
+
+        Not only those whose client still runs: the client is SIGKILLed after the same grace, and its
+        container keeps running without it.
+        """
+        if names:
+            subprocess.run(
+                [self.docker, "rm", "-f", *names],
+                capture_output=True,
+                timeout=60,
+                env=self.base_env,
+                check=False,
+            )
+
+
+def _container_safe(task: str) -> str:
+    return "".join(c if c.isalnum() or c in "_.-" else "-" for c in task)[:40] or "step"
 
 
 def plan_mounts(
@@ -390,7 +466,7 @@ def plan_mounts(
     only through a shared folder.
     """
     binds: list[tuple[str, str]] = []
-    if not (pipeline_root or "").startswith("gs://"):
+    if "://" not in (pipeline_root or ""):
         binds.append((str(root), str(root)))
     if project_data is not None and workdir:
         binds.append((str(project_data), workdir.rstrip("/") + "/data"))

@@ -130,11 +130,17 @@ def parse_spec_text(text: str, source: str = "spec") -> dict[str, Any]:
     """Parse a spec file's text (JSON or YAML). A PipelineJob body (``pipelineSpec`` inside) is accepted too."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a spec") from None
+    except ValueError:  # not JSON (or a number past Python's 4300 digits): try YAML
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ConfigError(f"{source}: neither JSON nor YAML: {err}") from err
+        except RecursionError:
+            raise ConfigError(f"{source}: nested too deeply to be a spec") from None
+        except ValueError as err:  # 5000 digits, a bad !!float/!!int/timestamp
+            raise ConfigError(f"{source}: cannot read it: {str(err).splitlines()[0][:200]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a PipelineSpec mapping, got {type(data).__name__}")
     return data

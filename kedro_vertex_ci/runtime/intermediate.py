@@ -3,7 +3,8 @@
 Layout: ``<root>/kedro-vertex-ci/<run id>/<escaped dataset name>.bin``, one file per dataset and run, so
 two runs never see each other's data and a rerun with the same run id overwrites its own files. ``root``
 is a local folder or any fsspec URL (``gs://bucket/prefix`` through gcsfs). The bytes are written by
-:mod:`kedro_vertex_ci.runtime.codec` (cloudpickle + zstd).
+:mod:`kedro_vertex_ci.runtime.codec` (cloudpickle, zstd on object stores), with a checksum per 1 MiB block
+that is verified before anything is unpickled (:class:`DamagedIntermediateError` otherwise).
 
 Writes are atomic: the data goes to a temp name next to the target (``.<name>.<random>.tmp``) and is then
 renamed (``os.replace`` locally; a server-side copy + delete of the temp object on object stores), so a
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -33,6 +35,10 @@ SUFFIX = ".bin"
 
 class MissingIntermediateError(DatasetError):
     """A step reads an intermediate dataset that no earlier step of this run wrote."""
+
+
+class DamagedIntermediateError(DatasetError):
+    """An intermediate file failed its checksum (or is foreign, truncated, or of an older format)."""
 
 
 def escape_name(name: str) -> str:
@@ -80,15 +86,39 @@ class IntermediateDataset(AbstractDataset[Any, Any]):
     step get it without a read back; the file is still written for later steps.
     """
 
-    def __init__(self, path: str, dataset_name: str | None = None, keep_in_memory: bool = False):
+    def __init__(
+        self,
+        path: str,
+        dataset_name: str | None = None,
+        keep_in_memory: bool = False,
+        producer: str = "",
+        meta: Mapping[str, Any] | None = None,
+    ):
         self._path = path
         self._dataset_name = dataset_name
         self._keep_in_memory = keep_in_memory
+        self._producer = producer  # who writes it (for error messages), e.g. "node 'split' (step a, b)"
+        self._meta = dict(meta or {})  # stored in the file's header when saving
         self._data: Any = None
 
     @classmethod
-    def for_run(cls, root: str, run_id: str, name: str, keep_in_memory: bool = False) -> IntermediateDataset:
-        return cls(dataset_path(root, run_id, name), dataset_name=name, keep_in_memory=keep_in_memory)
+    def for_run(
+        cls,
+        root: str,
+        run_id: str,
+        name: str,
+        keep_in_memory: bool = False,
+        producer: str = "",
+        meta: Mapping[str, Any] | None = None,
+    ) -> IntermediateDataset:
+        meta = {"dataset": name, "run_id": run_id, **(meta or {})}
+        return cls(
+            dataset_path(root, run_id, name),
+            dataset_name=name,
+            keep_in_memory=keep_in_memory,
+            producer=producer,
+            meta=meta,
+        )
 
     @property
     def path(self) -> str:
@@ -103,20 +133,20 @@ class IntermediateDataset(AbstractDataset[Any, Any]):
         try:
             if _is_local(self._path):
                 with open(_local(self._path), "rb") as source:
-                    return codec.load(source)
+                    return codec.load(source, os.fstat(source.fileno()).st_size)
             fs, path = _filesystem(self._path)
             with fs.open(path, "rb", block_size=8 << 20) as source:
-                return codec.load(source)
+                return codec.load(source, source.size)
         except FileNotFoundError as err:
             raise MissingIntermediateError(self._missing_message()) from err
         except codec.CodecError as err:
-            raise DatasetError(f"{self._label()}: {self._path}: {err}") from err
+            raise DamagedIntermediateError(self._damaged_message(err)) from err
 
     def save(self, data: Any) -> None:
         if _is_local(self._path):
-            _write_local(_local(self._path), data)
+            _write_local(_local(self._path), data, self._meta)
         else:
-            _write_remote(self._path, data)
+            _write_remote(self._path, data, self._meta)
         if self._keep_in_memory:
             self._data = _copy(data)
 
@@ -136,13 +166,25 @@ class IntermediateDataset(AbstractDataset[Any, Any]):
             f"intermediate dataset {self._dataset_name!r}" if self._dataset_name else "intermediate dataset"
         )
 
-    def _missing_message(self) -> str:
+    def _run_and_root(self) -> tuple[str, str]:
         folder, _, _ = self._path.rpartition("/")
         root, _, run_id = folder.rpartition("/")
-        root = root.removesuffix("/" + FOLDER)
+        return unescape_name(run_id), root.removesuffix("/" + FOLDER)
+
+    def _missing_message(self) -> str:
+        run_id, root = self._run_and_root()
         return (
-            f"{self._label()} not found: no {self._path} (run id {unescape_name(run_id)!r}, root {root!r}). "
+            f"{self._label()} not found: no {self._path} (run id {run_id!r}, root {root!r}). "
             "The step that writes it must have run first with the same --run-id and --root."
+        )
+
+    def _damaged_message(self, err: codec.CodecError) -> str:
+        run_id, _ = self._run_and_root()
+        producer = f", written by {self._producer}" if self._producer else ""
+        return (
+            f"{self._label()} of run {run_id!r} cannot be trusted: {self._path}: {err}{producer}. "
+            "Nothing was unpickled from it. Rerun the step that writes it with the same --run-id "
+            "(run-local: --from-nodes <its node>); if this repeats, check the disk or bucket."
         )
 
 
@@ -157,13 +199,13 @@ def _filesystem(url: str) -> tuple[Any, str]:
     return fs, path
 
 
-def _write_local(path: str, data: Any) -> None:
+def _write_local(path: str, data: Any, meta: Mapping[str, Any]) -> None:
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as out:
-            codec.dump(data, out, compress=False)
+            codec.dump(data, out, compress=False, meta=meta)
         os.replace(temp, path)
     except BaseException:
         _remove_quietly(temp)
@@ -177,14 +219,14 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _write_remote(url: str, data: Any) -> None:
+def _write_remote(url: str, data: Any, meta: Mapping[str, Any]) -> None:
     """Upload under a temp object name, then rename: an object store shows a complete object or none."""
     fs, path = _filesystem(url)
     folder, _, name = path.rpartition("/")
     temp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
     out = fs.open(temp, "wb", block_size=16 << 20)
     try:
-        codec.dump(data, out)
+        codec.dump(data, out, meta=meta)
         out.close()
         # Server-side copy, then delete: the target appears whole. Not fs.mv — gcsfs first tries the
         # moveTo API, which emulators answer 501 to after ~30 s of retries.

@@ -1,7 +1,7 @@
 """``kedro-vertex-ci step …``: the process each compiled step runs inside the project's image.
 
-Exit codes: 0 done; 1 a node failed (its traceback is shown), an intermediate input is missing or a
-dynamic config provider failed;
+Exit codes: 0 done; 1 a node failed (its traceback is shown), an intermediate input is missing or fails
+its checksum, or a dynamic config provider failed;
 2 the step's arguments do not fit the project (one-line message); 124 the ``--timeout`` passed.
 
 Nothing here may wait for a human: telemetry is switched off and stdin is replaced by /dev/null before
@@ -171,16 +171,17 @@ def _mlflow_hooks(inv: StepInvocation) -> tuple[object, ...]:
 
 
 def _report_failure(err: Exception, started: bool) -> int:
-    from .intermediate import MissingIntermediateError
+    from .intermediate import DamagedIntermediateError, MissingIntermediateError
 
     timeout = _find_in_chain(err, StepTimeout)
     if timeout is not None:
         _say(str(timeout))
         return TIMEOUT_EXIT
-    missing = _find_in_chain(err, MissingIntermediateError)
-    if missing is not None:
-        _say(str(missing))
-        return 1
+    for kind in (MissingIntermediateError, DamagedIntermediateError):
+        found = _find_in_chain(err, kind)
+        if found is not None:  # a clear one-liner; the traceback would only show Kedro's internals
+            _say(str(found))
+            return 1
     if not started:  # bootstrap, settings, config, pipeline or node lookup: the project does not fit
         if os.environ.get(DEBUG_ENV):
             traceback.print_exception(err, file=sys.stderr)

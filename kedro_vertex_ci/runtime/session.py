@@ -105,11 +105,29 @@ class InjectIntermediates:
         consumed = {name for node in pipeline.nodes for name in node.inputs}
         produced = {name for node in pipeline.nodes for name in node.outputs}
         planned = plan_intermediates(self._inv, pipeline.inputs(), consumed, produced, provided_by_catalog)
+        writers = _writers(self._inv.pipeline)
+        meta = {"nodes": list(self._inv.nodes), "job_name": self._inv.job_name}
         for item in planned:
             catalog[item.name] = IntermediateDataset.for_run(
-                self._inv.root, self._inv.run_id, item.name, keep_in_memory=item.keep_in_memory
+                self._inv.root,
+                self._inv.run_id,
+                item.name,
+                keep_in_memory=item.keep_in_memory,
+                producer=writers.get(item.name, ""),
+                meta=meta,
             )
         self.started = True
+
+
+def _writers(pipeline_name: str) -> dict[str, str]:
+    """Dataset name -> "node 'x'" for the whole registered pipeline, to name the producer in errors."""
+    try:
+        from kedro.framework.project import pipelines
+
+        full = pipelines[pipeline_name]
+        return {out: f"node {node.name!r}" for node in full.nodes for out in node.outputs}
+    except Exception:  # noqa: BLE001 - only used to make an error message more helpful
+        return {}
 
 
 def run_step(

@@ -178,7 +178,7 @@ def _read_run_config(project: Path) -> dict[str, str]:
     path = project / "conf" / "base" / "vertexai.yml"
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 (init checks that first)
         return {}
     run_config = loaded.get("run_config") if isinstance(loaded, dict) else None
     if not isinstance(run_config, dict):
@@ -228,7 +228,7 @@ def write_github_scaffold(
     """
     written = []
     for path, text in planned_files(project, project_id=project_id, region=region, project_name=project_name).items():
-        if path.exists() and (not force or path.read_text(encoding="utf-8") == text):
+        if path.exists() and (not force or _same_bytes(path, text)):
             continue
         written.append(atomic_write(path, text))
     return written
@@ -237,4 +237,9 @@ def write_github_scaffold(
 def skipped_files(project: Path, *, project_id: str, region: str) -> list[Path]:
     """Files ``write_github_scaffold`` would keep (they exist and differ): say so, and mention --force."""
     planned = planned_files(project, project_id=project_id, region=region)
-    return [path for path, text in planned.items() if path.exists() and path.read_text(encoding="utf-8") != text]
+    return [path for path, text in planned.items() if path.exists() and not _same_bytes(path, text)]
+
+
+def _same_bytes(path: Path, text: str) -> bool:
+    """Compared as bytes: a user's Dockerfile in another encoding is theirs to keep, not a crash."""
+    return path.read_bytes() == text.encode("utf-8")

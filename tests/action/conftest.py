@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +16,8 @@ import pytest
 from tests.gcp.conftest import bucket, cloud_project, fake, storage_emulator  # noqa: F401
 
 EVENTS = Path(__file__).parent / "events"
+ROOT = Path(__file__).resolve().parents[2]
+ACTION_IMAGE = "kvc-action:test"
 GITHUB_TOKEN = "ghs_fakeTokenForTests0123456789abcdefXYZ"
 OIDC_TOKEN = "oidc-request-token-never-printed-7f3a"
 
@@ -85,3 +91,39 @@ def make_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
         return runner_env(case, workspace, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def docker_env() -> dict[str, str]:
+    """Reuse the project's private offline Docker engine (`make test` starts it), else start it."""
+    script = str(ROOT / "scripts" / "docker-engine.sh")
+    status = subprocess.run(["bash", script, "status"], capture_output=True, text=True, timeout=60, check=False)
+    match = re.search(r"DOCKER_HOST=(\S+)", status.stdout)
+    if status.returncode != 0 or "base image: kvc-base:bookworm present" not in status.stdout:
+        up = subprocess.run(["bash", script, "up"], capture_output=True, text=True, timeout=900, check=False)
+        assert up.returncode == 0, up.stderr[-3000:]
+        match = re.search(r"export DOCKER_HOST=(\S+)", up.stdout)
+    assert match, status.stdout
+    return {**os.environ, "DOCKER_HOST": match.group(1)}
+
+
+@pytest.fixture(scope="session")
+def action_image(docker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Build the action image FROM the offline base with a host-built wheelhouse (no index, no network)."""
+    wheels = subprocess.run(["bash", str(ROOT / "scripts" / "action-wheelhouse.sh")], capture_output=True, text=True,
+                            timeout=900, check=False)
+    assert wheels.returncode == 0, wheels.stderr[-3000:]
+    context = tmp_path_factory.mktemp("action-context")
+    for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "action.yml"):
+        shutil.copy2(ROOT / name, context / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("kedro_vertex_ci", "action"):
+        shutil.copytree(ROOT / package, context / package, ignore=ignore)
+    shutil.copytree(wheels.stdout.strip(), context / "wheels", ignore=shutil.ignore_patterns(".complete"))
+    build = subprocess.run(
+        ["docker", "build", "--network", "none", "--build-arg", "BASE_IMAGE=kvc-base:bookworm", "-t", ACTION_IMAGE,
+         str(context)],
+        env=docker_env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return ACTION_IMAGE

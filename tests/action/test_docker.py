@@ -4,8 +4,6 @@ on a recorded pull_request payload exactly as GitHub runs a container action (wo
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,43 +16,6 @@ from .conftest import EVENTS, GITHUB_TOKEN, read_outputs
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "kvc-action:test"
-
-
-@pytest.fixture(scope="module")
-def docker_env() -> dict[str, str]:
-    """Reuse the project's private offline Docker engine (`make test` starts it), else start it."""
-    script = str(ROOT / "scripts" / "docker-engine.sh")
-    status = subprocess.run(["bash", script, "status"], capture_output=True, text=True, timeout=60, check=False)
-    match = re.search(r"DOCKER_HOST=(\S+)", status.stdout)
-    if status.returncode != 0 or "base image: kvc-base:bookworm present" not in status.stdout:
-        up = subprocess.run(["bash", script, "up"], capture_output=True, text=True, timeout=900, check=False)
-        assert up.returncode == 0, up.stderr[-3000:]
-        match = re.search(r"export DOCKER_HOST=(\S+)", up.stdout)
-    assert match, status.stdout
-    return {**os.environ, "DOCKER_HOST": match.group(1)}
-
-
-@pytest.fixture(scope="module")
-def action_image(docker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Build the action image FROM the offline base with a host-built wheelhouse (no index, no network)."""
-    wheels = subprocess.run(["bash", str(ROOT / "scripts" / "action-wheelhouse.sh")], capture_output=True, text=True,
-                            timeout=900, check=False)
-    assert wheels.returncode == 0, wheels.stderr[-3000:]
-    context = tmp_path_factory.mktemp("action-context")
-    for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, context / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in ("kedro_vertex_ci", "action"):
-        shutil.copytree(ROOT / package, context / package, ignore=ignore)
-    shutil.copytree(wheels.stdout.strip(), context / "wheels", ignore=shutil.ignore_patterns(".complete"))
-    build = subprocess.run(
-        ["docker", "build", "--network", "none", "--build-arg", "BASE_IMAGE=kvc-base:bookworm", "-t", IMAGE,
-         str(context)],
-        env=docker_env, capture_output=True, text=True, timeout=900, check=False,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    return IMAGE
 
 
 def test_action_image_dry_run_on_a_pull_request(action_image: str, docker_env: dict[str, str], tmp_path: Path) -> None:

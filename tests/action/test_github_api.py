@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -92,3 +93,37 @@ def test_a_bad_token_says_what_to_fix_without_printing_it(github: FakeGitHub) ->
         client(github, token="wrong-token-value").upsert_sticky_comment(1, comment_marker("p"), "x")
     assert "pull-requests: write" in str(caught.value)
     assert "wrong-token-value" not in str(caught.value)
+
+
+def test_a_comment_missing_from_the_list_right_after_creating_it_is_still_the_one_kept(github: FakeGitHub) -> None:
+    """api.github.com's read-after-write lag: the create response counts, the list may lag behind."""
+    marker = comment_marker("__default__")
+    github.state.list_lag = 1
+    first = client(github).upsert_sticky_comment(7, marker, "run 1")
+    assert [c["id"] for c in github.state.comments[7]] == [first]
+    second = client(github).upsert_sticky_comment(7, marker, "run 2")
+    assert second == first and [c["body"] for c in github.state.comments[7]] == [f"{marker}\nrun 2"]
+
+
+@pytest.mark.parametrize("kind", ["primary", "secondary", "secondary429"])
+def test_rate_limits_are_waited_out_for_as_long_as_github_asks(github: FakeGitHub, kind: str) -> None:
+    slept: list[float] = []
+    now = 1_800_000_000.0
+    github.state.rate_limit(kind, 30, times=2)
+    api = GitHubClient(github.url, TOKEN, "acme/spaceflights", retries=0, sleep=slept.append,
+                       clock=lambda: now)
+    github.state.commit_pulls["abc"] = [4]
+    if kind == "primary":  # the fake's reset is in real epoch seconds: wait until then, plus one
+        api._clock = time.time  # type: ignore[method-assign]
+    assert api.pull_requests_for_commit("abc") == [4]
+    assert len(slept) == 2 and all(29 <= s <= 32 for s in slept), slept
+
+
+def test_a_rate_limit_beyond_the_wait_budget_is_not_called_a_permission_problem(github: FakeGitHub) -> None:
+    github.state.rate_limit("secondary", 3600)
+    api = GitHubClient(github.url, TOKEN, "acme/spaceflights", retries=0, sleep=lambda _s: None)
+    with pytest.raises(CloudError) as caught:
+        api.pull_requests_for_commit("abc")
+    message = str(caught.value)
+    assert "rate limited" in message and "not a permission problem" in message
+    assert "pull-requests: write" not in message

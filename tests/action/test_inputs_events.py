@@ -8,7 +8,7 @@ import pytest
 
 from action.events import COMPILE, RUN_ONCE, SCHEDULE, decide, read_event
 from action.inputs import read_inputs
-from kedro_vertex_ci.errors import ConfigError
+from kedro_vertex_ci.errors import AuthError, ConfigError
 
 PROVIDER = "projects/123456789012/locations/global/workloadIdentityPools/github/providers/acme"
 
@@ -46,7 +46,7 @@ def test_every_bad_input_is_reported_at_once() -> None:
 
 
 def test_a_pool_instead_of_a_provider_names_the_fix() -> None:
-    with pytest.raises(ConfigError, match="this is a pool"):
+    with pytest.raises(ConfigError, match="names a pool, not a provider"):
         read_inputs({"INPUT_WORKLOAD-IDENTITY-PROVIDER": "projects/1/locations/global/workloadIdentityPools/github"})
 
 
@@ -78,12 +78,33 @@ def test_event_facts_from_real_payloads(make_env: Callable[..., dict[str, str]])
     assert push.run_url == "https://github.com/acme/spaceflights/actions/runs/9876543210"
 
 
-def test_no_oidc_token_compiles_only_and_says_why(make_env: Callable[..., dict[str, str]]) -> None:
-    env = make_env("push_branch", oidc=False)
-    plan = decide(read_inputs(env), read_event(env))
-    assert plan.operation == COMPILE and "id-token: write" in plan.reason
-    dry = make_env("push_branch", oidc=False, dry_run="true")
-    assert decide(read_inputs(dry), read_event(dry)).operation == RUN_ONCE  # the dry run shows the real plan
+@pytest.mark.parametrize("case", ["push_branch", "push_main", "pull_request", "workflow_dispatch"])
+def test_no_oidc_token_outside_fork_prs_is_an_error_naming_the_permission(
+    make_env: Callable[..., dict[str, str]], case: str
+) -> None:
+    """Compiling only and exiting 0 made users believe the pipeline ran or was scheduled (issue 12, point 2)."""
+    env = make_env(case, oidc=False, workload_identity_provider=PROVIDER)
+    with pytest.raises(AuthError, match="permissions: id-token: write") as caught:
+        decide(read_inputs(env), read_event(env))
+    assert caught.value.exit_code == 1
+    dry = make_env(case, oidc=False, dry_run="true")
+    assert decide(read_inputs(dry), read_event(dry)).operation != COMPILE  # the dry run shows the real plan
+    compile_only = make_env(case, oidc=False, mode="compile")
+    assert decide(read_inputs(compile_only), read_event(compile_only)).operation == COMPILE
+    fork = make_env("pull_request_fork", oidc=False)
+    assert decide(read_inputs(fork), read_event(fork)).operation == COMPILE
+
+
+def test_reuse_and_cancel_superseded_per_event(make_env: Callable[..., dict[str, str]]) -> None:
+    def plan(case: str, **inputs: str):
+        env = make_env(case, **inputs)
+        return decide(read_inputs(env), read_event(env))
+
+    assert (plan("pull_request").reuse, plan("pull_request").cancel_superseded) == (True, True)
+    assert (plan("push_branch").reuse, plan("push_branch").cancel_superseded) == (True, True)
+    assert plan("pull_request", force="true").reuse is False
+    assert plan("pull_request", cancel_superseded="false").cancel_superseded is False
+    assert (plan("workflow_dispatch").reuse, plan("workflow_dispatch").cancel_superseded) == (False, False)
 
 
 def test_explicit_modes_and_build_false(make_env: Callable[..., dict[str, str]]) -> None:
@@ -97,4 +118,5 @@ def test_explicit_modes_and_build_false(make_env: Callable[..., dict[str, str]])
 def test_labels_are_valid_vertex_labels(make_env: Callable[..., dict[str, str]]) -> None:
     env = make_env("pull_request")
     labels = decide(read_inputs(env), read_event(env)).labels
-    assert labels == {"git-sha": "4f2c1a9be3d8", "github-event": "pull_request", "git-branch": "feature-faster-prep", "github-pr": "17"}
+    assert labels == {"git-sha": "4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e", "github-event": "pull_request",
+                      "git-branch": "feature-faster-prep", "github-pr": "17", "github-run": "9876543210"}

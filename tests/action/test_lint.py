@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from action.inputs import DEFAULTS
+from action.main import OUTPUT_NAMES
 from kedro_vertex_ci.scaffold.github import (
     render_dockerfile,
     render_workflow,
@@ -86,7 +87,7 @@ def test_action_yml_documents_exactly_the_inputs_the_code_reads() -> None:
         if name != "github-token":
             assert str(spec["default"]) == DEFAULTS[name], name
     assert inputs["github-token"]["default"] == "${{ github.token }}"
-    assert set(action["outputs"]) == {"image-digest", "job-id", "run-url", "schedule-name", "spec-path"}
+    assert set(action["outputs"]) == set(OUTPUT_NAMES)
 
 
 def test_org_template_is_the_generated_workflow_with_default_branch_placeholder() -> None:
@@ -103,7 +104,9 @@ def test_workflow_security_shape(generated: Path) -> None:
         assert set(triggers) == {"push", "pull_request", "workflow_dispatch"}
         assert "pull_request_target" not in text
         assert flow["permissions"] == {"contents": "read"}
-        assert flow["concurrency"]["group"] == "kedro-vertex-${{ github.ref }}"
+        # push and pull_request runs of one branch share the group: the second reuses the first's run
+        assert flow["concurrency"] == {"group": "kedro-vertex-${{ github.head_ref || github.ref_name }}",
+                                       "cancel-in-progress": False}
         job = flow["jobs"]["vertex"]
         assert job["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
         for step in job["steps"]:

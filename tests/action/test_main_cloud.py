@@ -4,6 +4,7 @@ storage emulator and a fake GitHub API, on a real `kedro new` project, one recor
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def action_env(fake: FakeGoogle, storage_emulator: str, github: FakeGitHub, clou
         )
         env["ACTIONS_ID_TOKEN_REQUEST_URL"] = fake.oidc_url
         env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = OIDC_REQUEST_TOKEN
-        for service in ("VERTEX", "CLOUDBUILD", "STS", "IAMCREDENTIALS"):
+        for service in ("VERTEX", "CLOUDBUILD", "STS", "IAMCREDENTIALS", "ARTIFACTREGISTRY"):
             env[f"KEDRO_VERTEX_CI_{service}_ENDPOINT"] = fake.url
         env["KEDRO_VERTEX_CI_STORAGE_ENDPOINT"] = storage_emulator
         env["KEDRO_VERTEX_CI_POLL_SECONDS"] = "0"
@@ -89,7 +90,7 @@ def test_pull_request_builds_runs_once_and_keeps_one_comment(action_env, fake, g
     assert any(f":{'4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e'}" in tag for tag in build["images"])
     job = fake.calls("POST", "pipelineJobs")[0].json
     assert images_in(job["pipelineSpec"]) == {f"europe-docker.pkg.dev/demo-project/kvc/demo@{outputs['image-digest']}"}
-    assert job["labels"]["github-pr"] == "17" and job["labels"]["git-sha"] == "4f2c1a9be3d8"
+    assert job["labels"]["github-pr"] == "17" and job["labels"]["git-sha"] == "4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e"
     assert job["serviceAccount"] == "runner@demo-project.iam.gserviceaccount.com"
     comments = github.state.comments[17]
     assert len(comments) == 1
@@ -166,7 +167,8 @@ def test_a_failed_run_with_wait_fails_the_step_and_says_so(action_env, fake, git
 def test_two_runs_racing_on_one_pr_leave_one_comment(action_env, fake, github) -> None:
     """Two real action processes on the same PR, listing comments in lockstep (the create/create race)."""
     github.state.list_barrier = threading.Barrier(2, timeout=120)
-    env = {**os.environ, **action_env("pull_request", build="false"), "PYTHONPATH": str(REPO)}
+    # force: two distinct runs (without it the second finds the first's run and reuses it)
+    env = {**os.environ, **action_env("pull_request", build="false", force="true"), "PYTHONPATH": str(REPO)}
     procs = []
     for index in range(2):
         run_env = {**env, "GITHUB_OUTPUT": f"{env['GITHUB_OUTPUT']}.{index}",
@@ -182,3 +184,82 @@ def test_two_runs_racing_on_one_pr_leave_one_comment(action_env, fake, github) -
     assert any(job_id in github.state.comments[17][0]["body"] for job_id in job_ids)
     for log in logs:
         assert_no_secret(log, fake)
+
+
+def _new_commit_on_the_pr(env: dict[str, str], folder: Path, sha: str) -> dict[str, str]:
+    """The same PR after another push: the recorded payload with a new head commit."""
+    payload = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text())
+    payload["pull_request"]["head"]["sha"] = sha
+    path = folder / "pull_request_next.json"
+    path.write_text(json.dumps(payload))
+    return {**env, "GITHUB_EVENT_PATH": str(path)}
+
+
+def test_one_run_per_commit_superseded_runs_cancelled_and_github_quirks_survived(
+        action_env, fake, github, monkeypatch, tmp_path) -> None:
+    """Issue 12, points 1, 4, 5 and 6 on one PR, as api.github.com and Vertex behave.
+
+    1. pull_request: the comment list lags behind the create (no IndexError, one comment, outputs written).
+    2. The push of the same commit (the generated workflow triggers both): this commit's run is reused — no
+       second build, no second Vertex job — through a secondary rate limit on GitHub.
+    3. A new commit on the PR: the still-running job of the old commit is cancelled, and the comment says so.
+    """
+    first_sha = "4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e"
+    github.state.list_lag = 1
+    env = action_env("pull_request")
+    code, log = run_action(env, monkeypatch)
+    assert code == 0, log
+    first = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert first["job-id"].endswith("-4f2c1a9be3d8") and first["state"] == "PIPELINE_STATE_PENDING"
+    assert first["image"] == f"europe-docker.pkg.dev/demo-project/kvc/demo@{first['image-digest']}"
+    assert len(github.state.comments[17]) == 1
+
+    github.state.list_lag = 0
+    github.state.commit_pulls[first_sha] = [17]
+    github.state.rate_limit("secondary", 1)
+    env = action_env("push_branch")
+    code, log = run_action(env, monkeypatch)
+    assert code == 0, log
+    assert "::notice title=One run per commit::" in log
+    assert read_outputs(Path(env["GITHUB_OUTPUT"]))["job-id"] == first["job-id"]
+    assert len(fake.calls("POST", r"/builds$")) == 1 and len(fake.calls("POST", r"/pipelineJobs$")) == 1
+    assert len(github.state.comments[17]) == 1 and "not resubmitted" in github.state.comments[17][0]["body"]
+
+    late = _new_commit_on_the_pr(action_env("pull_request"), tmp_path, "6" * 40)
+    late["GITHUB_RUN_ID"] = "9876543200"  # an older workflow run that submits late cancels nothing newer
+    code, log = run_action({**late, "INPUT_BUILD": "false"}, monkeypatch)
+    assert code == 0 and "cancelled superseded" not in log, log
+    env = _new_commit_on_the_pr(action_env("pull_request"), tmp_path, "5" * 40)
+    env["GITHUB_RUN_ID"] = "9876543299"
+    code, log = run_action(env, monkeypatch)
+    assert code == 0, log
+    second = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert second["job-id"] != first["job-id"]
+    assert fake.job_state(first["job-id"]) == "PIPELINE_STATE_CANCELLED"
+    late_job = next(j for j in fake.jobs if j.endswith("-666666666666"))
+    assert fake.job_state(late_job) == "PIPELINE_STATE_CANCELLED"  # run 9876543200 < 9876543299
+    assert fake.calls("POST", rf"/pipelineJobs/{first['job-id']}:cancel$")
+    body = github.state.comments[17][0]["body"]
+    assert "Superseded runs cancelled" in body and first["job-id"] in body and second["job-id"] in body, log
+    filters = [r.query.get("filter", [""])[0] for r in fake.calls("GET", r"/pipelineJobs$")]
+    assert any('labels.git-sha="4f2c1a9be3d84c7f9a0e1b2c3d4e5f6a7b8c9d0e"' in f for f in filters)
+    assert any('labels.git-branch="feature-faster-prep"' in f for f in filters)
+
+
+def test_an_image_already_tagged_with_the_commit_is_not_rebuilt(action_env, fake, github, monkeypatch) -> None:
+    """Artifact Registry already has IMAGE:<commit> (an earlier run built it): run it, build nothing."""
+    digest = "sha256:" + "ab" * 32
+    fake.tag_image(f"europe-docker.pkg.dev/demo-project/kvc/demo:{'e' * 40}", digest)
+    env = action_env("workflow_dispatch")
+    code, log = run_action(env, monkeypatch)
+    assert code == 0, log
+    assert not fake.calls("POST", r"/builds$")
+    assert fake.calls("GET", r"/tags/e{40}$")
+    job = fake.calls("POST", r"/pipelineJobs$")[0].json
+    assert images_in(job["pipelineSpec"]) == {f"europe-docker.pkg.dev/demo-project/kvc/demo@{digest}"}
+    outputs = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert outputs["image-digest"] == digest
+    forced = action_env("workflow_dispatch", force="true")
+    code, log = run_action(forced, monkeypatch)
+    assert code == 0, log
+    assert len(fake.calls("POST", r"/builds$")) == 1  # force: true rebuilds

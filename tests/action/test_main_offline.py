@@ -98,7 +98,7 @@ def test_config_error_becomes_a_file_line_annotation(tmp_path: Path, make_env: C
     errors = [line for line in log.splitlines() if line.startswith("::error ")]
     assert errors and "file=spaceflights/conf/base/vertexai.yml" in errors[0] and ",line=" in errors[0]
     assert read_outputs(Path(env["GITHUB_OUTPUT"])) == dict.fromkeys(
-        ("image-digest", "job-id", "run-url", "schedule-name", "spec-path"), ""
+        ("image-digest", "image", "job-id", "run-url", "schedule-name", "spec-path", "state"), ""
     )
 
 
@@ -123,3 +123,117 @@ def test_entrypoint_subprocess_masks_tokens(project_env: Callable[..., dict[str,
     rest = "\n".join(lines[2:]) + result.stderr
     assert GITHUB_TOKEN not in rest and OIDC_TOKEN not in rest
     assert "would submit" in result.stdout
+
+
+def test_no_oidc_token_on_a_branch_push_fails_instead_of_a_silent_green(
+    project_env: Callable[..., dict[str, str]],
+) -> None:
+    env = project_env("push_branch", oidc=False,
+                      workload_identity_provider="projects/123456789012/locations/global/workloadIdentityPools/gh/providers/r")
+    code, log = _run(env)
+    assert code == 1, log
+    errors = [line for line in log.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and "permissions: id-token: write" in errors[0]
+    assert set(read_outputs(Path(env["GITHUB_OUTPUT"]))) >= {"job-id", "spec-path", "state", "image"}
+    assert "failed" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+
+
+def test_nothing_configured_means_nothing_scheduled_with_a_notice(project_env: Callable[..., dict[str, str]]) -> None:
+    """No schedules in vertexai.yml and no cron input: no paid schedule appears (issue 12, point 3)."""
+    env = project_env("push_main")
+    code, log = _run(env)  # _no_cloud: not even a connection is made
+    assert code == 0, log
+    notices = [line for line in log.splitlines() if line.startswith("::notice ")]
+    assert any("nothing was scheduled" in line and "cron_expression" in line for line in notices), log
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "Nothing scheduled" in summary
+    assert read_outputs(Path(env["GITHUB_OUTPUT"]))["schedule-name"] == ""
+    code, log = _run(project_env("push_main", dry_run="true"))
+    assert code == 0 and "would schedule nothing: no schedule configured" in log, log
+
+
+def test_a_past_start_time_is_warned_about_on_the_schedule_path(
+    tmp_path: Path, make_env: Callable[..., dict[str, str]],
+) -> None:
+    workspace = tmp_path / "workspace"
+    schedules = {"default_schedule": {"cron_expression": "0 4 * * *", "start_time": "2020-01-01T00:00:00Z"}}
+    vertexai = {**VERTEXAI, "run_config": {**VERTEXAI["run_config"], "schedules": schedules}}
+    make_project(workspace, "spaceflights", shape="chain", n=2, vertexai=vertexai)
+    code, log = _run(make_env("push_main", working_directory="spaceflights", dry_run="true"))
+    assert code == 0, log
+    assert any(line.startswith("::warning ") and "start_time 2020-01-01T00:00:00Z is in the past" in line
+               for line in log.splitlines()), log
+    assert "would schedule: cron TZ=Etc/UTC 0 4 * * *" in log
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("socket closed"), IndexError("list index out of range")])
+def test_any_failure_after_compiling_keeps_the_spec_path_and_writes_every_output(
+    project_env: Callable[..., dict[str, str]], failure: Exception,
+) -> None:
+    """Unexpected exceptions end like the project's own errors: ::error, outputs, summary, exit 1."""
+    env = project_env("push_branch")
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise failure
+
+    stream = io.StringIO()
+    code = run(env, stream=stream, connect=broken)
+    log = stream.getvalue()
+    assert code == 1
+    assert any(line.startswith("::error ") and str(failure) in line for line in log.splitlines()), log
+    outputs = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert outputs["spec-path"] == "spaceflights/.kedro-vertex-ci/__default__.json"
+    assert outputs["job-id"] == "" and outputs["state"] == ""
+    assert "failed" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    printed = "\n".join(line for line in log.splitlines() if not line.startswith("::add-mask::"))
+    assert GITHUB_TOKEN not in printed and OIDC_TOKEN not in printed
+
+
+def _wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
+    """A minimal pure-Python wheel, so pip resolves offline against a local folder."""
+    import zipfile
+
+    module = name.replace("-", "_")
+    info = f"{module}-{version}.dist-info"
+    path = folder / f"{module}-{version}-py3-none-any.whl"
+    files = {
+        f"{module}/__init__.py": "",
+        f"{info}/METADATA": "Metadata-Version: 2.1\n"
+        f"Name: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{f},,\n" for f in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+    return path
+
+
+def test_requirements_that_would_replace_the_actions_pins_fail_fast_naming_the_conflict(
+    project_env: Callable[..., dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A project dependency wanting kfp<2 must not silently downgrade the kfp the compiler runs on."""
+    from importlib.metadata import version
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels, "needs-old-kfp", "1.0", ["kfp<2"])
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    env = project_env("push_branch", mode="compile")
+    project = Path(env["GITHUB_WORKSPACE"]) / "spaceflights"
+    (project / "requirements.txt").write_text("# the project's own\nkedro\nneeds-old-kfp==1.0\n")
+    before = version("kfp")
+    code, log = _run(env)
+    assert code == 2, log
+    errors = [line for line in log.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and "file=spaceflights/requirements.txt" in errors[0], errors
+    assert "kfp<2" in errors[0] and f"kfp=={before}" in errors[0] and "requirements: ''" in errors[0]
+    assert version("kfp") == before
+
+
+def test_the_constraints_are_every_installed_distribution_but_the_installers() -> None:
+    from action.requirements import constraints_text
+
+    text = constraints_text([("Kedro", "1.7.0"), ("google_cloud.storage", "3.1"), ("pip", "26"), ("wheel", "0.4")])
+    assert text == "google-cloud-storage==3.1\nkedro==1.7.0\n"

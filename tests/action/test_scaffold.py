@@ -65,7 +65,7 @@ def test_scaffold_in_a_subfolder_project(repo: Path) -> None:
     workflow = repo / WORKFLOW_PATH
     assert set(written) == {workflow, project / "Dockerfile", project / ".dockerignore", project / "conf/base/vertexai.yml"}
     flow = yaml.safe_load(workflow.read_text())
-    step = flow["jobs"]["vertex"]["steps"][1]
+    step = next(s for s in flow["jobs"]["vertex"]["steps"] if s.get("id") == "vertex")
     assert step["with"]["working-directory"] == "spaceflights"
     assert flow[True]["pull_request"]["branches"] == ["main"]  # YAML 1.1 reads `on` as True
     dockerfile = (project / "Dockerfile").read_text()

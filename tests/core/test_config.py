@@ -88,7 +88,7 @@ def test_predecessor_format_is_accepted_with_numbers_for_strings(tmp_path: Path)
     assert run.resources["tensorflow-node"].gpu == "1"
     assert run.schedules["default_schedule"].max_run_count is None
     assert run.schedule_for("training").timezone == "America/New_York"
-    assert run.schedule_for("other").cron_expression == "0 * * * *"
+    assert run.schedule_for("other").cron_expression == "0 * * * *"  # written there, not a default
     assert run.network.host_aliases[0].hostnames == ("me.local",)
     assert parsed.warnings == ()
 
@@ -142,8 +142,8 @@ BAD_CONFIGS = {
         ],
     ),
     "bad timezone": (
-        BASE + "  schedules:\n    nightly:\n      timezone: Mars/Olympus\n",
-        ["F:7: run_config.schedules.nightly.timezone: unknown time zone 'Mars/Olympus' (use an IANA name like Europe/Warsaw)"],
+        BASE + "  schedules:\n    nightly:\n      cron_expression: '0 3 * * *'\n      timezone: Mars/Olympus\n",
+        ["F:8: run_config.schedules.nightly.timezone: unknown time zone 'Mars/Olympus' (use an IANA name like Europe/Warsaw)"],
     ),
     "missing image": (
         "project_id: p\nregion: europe-west1\nrun_config:\n  root: b/x\n",
@@ -159,7 +159,8 @@ BAD_CONFIGS = {
     ),
     "root not on gcs": (
         BASE + "  root: s3://bucket/x\n",
-        ["F:5: run_config.root: pipeline root must be on Cloud Storage (gs://bucket/path), got 's3://bucket/x'"],
+        ["F:5: run_config.root: pipeline root must be on Cloud Storage (gs://bucket/path) for Vertex AI, got "
+         "'s3://bucket/x' (s3:// roots need run_config.target: kfp)"],
     ),
     "unknown machine type": (
         BASE + "  resources:\n    train:\n      machine_type: z9-mega-8\n",
@@ -217,3 +218,11 @@ def test_configuration_reference_is_generated_from_the_model() -> None:
 
     reference = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert reference.read_text() == render(), "docs/configuration.md is stale: run `make docs`"
+
+
+def test_a_schedule_without_a_cron_is_an_error_and_no_schedule_is_none(tmp_path: Path) -> None:
+    """kedro-vertexai filled in an hourly cron; we schedule only what the config says (issue 12, point 3)."""
+    errors = _errors(tmp_path, BASE + "  schedules:\n    default_schedule:\n      timezone: Etc/UTC\n")
+    assert any("run_config.schedules.default_schedule.cron_expression" in line for line in errors), errors
+    parsed = load_config_file(_write(tmp_path, BASE))
+    assert parsed.config.run_config.schedule_for("__default__") is None

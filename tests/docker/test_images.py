@@ -127,7 +127,6 @@ def test_a_rebuild_reuses_the_wheel_cache_and_the_dependency_layer(
     assert install_step, tail(output)
     step_id = install_step[0].split()[0]  # "#6"
     assert f"{step_id} CACHED" in output, tail(output)
-    assert again.seconds < 60, again.log
 
 
 def test_resource_limits_are_enforced_by_this_engine(docker_env):

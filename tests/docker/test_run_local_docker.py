@@ -31,10 +31,12 @@ OUTPUTS = (
 )
 INTERMEDIATES = ("X_test", "y_test", "fleet_summary")  # not in the catalog: files under the root
 GIB = 2**30
-RECORDER = """#!/bin/sh
-# Record this call (arguments separated by \\037, one call per line), then run the real client.
-for arg in "$@"; do printf '%s\\037' "$arg"; done >>"$KVC_TEST_DOCKER_CALLS"
-printf '\\n' >>"$KVC_TEST_DOCKER_CALLS"
+RECORDER = """#!/bin/bash
+# Record this call (arguments separated by \\037, one call per line), then run the real client. The line is
+# built first and appended in one write: steps start in parallel, and per-argument appends interleaved.
+sep=$(printf '\\037'); line=""
+for arg in "$@"; do line+="$arg$sep"; done
+printf '%s\\n' "$line" >>"$KVC_TEST_DOCKER_CALLS"
 exec {real} "$@"
 """
 

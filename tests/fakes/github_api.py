@@ -3,6 +3,11 @@
 It records every request (method, path, Authorization header, JSON body) and checks the bearer token, so
 tests assert on what the action really sent over HTTP. ``list_barrier`` makes concurrent runs list comments
 in lockstep, which reproduces the create/create race deterministically.
+
+Two behaviours of api.github.com are reproduced on demand: ``list_lag`` hides a newly created comment from
+the next N list calls (read-after-write lag), and ``rate_limit`` answers the next requests the way GitHub's
+primary limit (403, ``x-ratelimit-remaining: 0``, ``x-ratelimit-reset``) or secondary limit (403 or 429
+with ``retry-after``) does.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,6 +42,9 @@ class GitHubState:
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)  # sha -> open PR numbers
     requests: list[Recorded] = field(default_factory=list)
     list_barrier: threading.Barrier | None = None
+    list_lag: int = 0  # a new comment stays invisible to this many list calls
+    hidden: dict[int, int] = field(default_factory=dict)  # comment id -> list calls it stays hidden for
+    rate_limited: list[tuple[str, int]] = field(default_factory=list)  # (primary|secondary|secondary429, s)
     _next_id: int = 1000
     _clock: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,7 +60,14 @@ class GitHubState:
                 "created_at": f"2026-01-01T00:{self._clock // 60:02d}:{self._clock % 60:02d}Z",
             }
             self.comments.setdefault(issue, []).append(comment)
+            if self.list_lag:
+                self.hidden[comment["id"]] = self.list_lag
             return comment
+
+    def rate_limit(self, kind: str, seconds: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests with a ``kind`` rate limit lasting ``seconds``."""
+        with self.lock:
+            self.rate_limited += [(kind, seconds)] * times
 
     def find(self, comment_id: int) -> tuple[int, dict[str, Any]] | None:
         for issue, comments in self.comments.items():
@@ -91,6 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
         if auth != f"Bearer {state.token}":
             self._send(401, {"message": "Bad credentials"})
             return
+        with state.lock:
+            limit = state.rate_limited.pop(0) if state.rate_limited else None
+        if limit is not None:
+            self._send_rate_limit(*limit)
+            return
         if method == "GET" and (m := _COMMENTS.match(split.path)):
             self._list(int(m["issue"]), parse_qs(split.query))
         elif method == "POST" and (m := _COMMENTS.match(split.path)):
@@ -110,7 +131,12 @@ class _Handler(BaseHTTPRequestHandler):
         per_page = int(query.get("per_page", ["30"])[0])
         page = int(query.get("page", ["1"])[0])
         with state.lock:
-            comments = list(state.comments.get(issue, []))
+            comments = [c for c in state.comments.get(issue, []) if not state.hidden.get(c["id"])]
+            for comment_id, left in list(state.hidden.items()):
+                if left <= 1:
+                    del state.hidden[comment_id]
+                else:
+                    state.hidden[comment_id] = left - 1
         chunk = comments[(page - 1) * per_page : page * per_page]
         headers = {}
         if page * per_page < len(comments):
@@ -135,6 +161,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(204, None)
         else:
             self._send(200, comment)
+
+    def _send_rate_limit(self, kind: str, seconds: int) -> None:
+        if kind == "primary":
+            headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0",
+                       "x-ratelimit-reset": str(int(time.time()) + seconds)}
+            self._send(403, {"message": "API rate limit exceeded for installation ID 1."}, headers)
+        else:
+            self._send(429 if kind == "secondary429" else 403,
+                       {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before "
+                                   "you try again."}, {"retry-after": str(seconds)})
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         raw = b"" if payload is None else json.dumps(payload).encode()

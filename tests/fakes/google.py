@@ -2,7 +2,8 @@
 
 It speaks the REST shapes the real client libraries send and expect: STS token exchange, IAM credentials
 (generateAccessToken / generateIdToken), the GitHub Actions OIDC token endpoint, Vertex AI pipelineJobs and
-schedules, Cloud Build builds and operations. Every request is recorded (method, path, query, headers, body);
+schedules, Cloud Build builds and operations, Artifact Registry tags (``tags.get``: every image a successful
+build pushed is tagged there, like the real registry). Every request is recorded (method, path, query, headers, body);
 faults (status codes, delays, dropped connections) can be injected per route; a submitted pipelineSpec must
 parse into kfp's ``PipelineSpec`` proto or the server answers 400 like Vertex would.
 """
@@ -111,6 +112,8 @@ class FakeGoogle:
     builds: dict[str, dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    # Artifact Registry: tag resource name -> version resource name (…/versions/sha256:…)
+    tags: dict[str, str] = field(default_factory=dict)
     schedule_create_delay: float = 0.0  # widens the race window between list and create
 
     def __post_init__(self) -> None:
@@ -237,6 +240,9 @@ class FakeGoogle:
             ("POST", r"/v1/projects/-/serviceAccounts/(?P<sa>[^/:]+):generateIdToken", self._id_token),
             ("POST", loc + r"/pipelineJobs", self._create_job),
             ("GET", loc + r"/pipelineJobs/(?P<job>[^/:]+)", self._get_job),
+            ("POST", loc + r"/pipelineJobs/(?P<job>[^/:]+):cancel", self._cancel_job),
+            ("GET", r"/v1/(?P<tag>projects/[^/]+/locations/[^/]+/repositories/[^/]+/packages/[^/]+/tags/[^/]+)",
+             self._get_tag),
             ("GET", loc + r"/pipelineJobs", self._list_jobs),
             ("POST", loc + r"/schedules", self._create_schedule),
             ("GET", loc + r"/schedules/(?P<sid>[^/:]+)", self._get_schedule),
@@ -349,9 +355,11 @@ class FakeGoogle:
         with self._lock:
             if job not in self.jobs:
                 raise HttpError(404, f"PipelineJob {job} not found")
+            current = self.jobs[job]
+            if current["state"] == "PIPELINE_STATE_CANCELLED":
+                return 200, current
             self._job_polls[job] += 1
             state = self.job_states[min(self._job_polls[job], len(self.job_states) - 1)]
-            current = self.jobs[job]
             current["state"] = state
             if state != "PIPELINE_STATE_PENDING":
                 current.setdefault("startTime", _now())
@@ -360,6 +368,23 @@ class FakeGoogle:
                 if state == "PIPELINE_STATE_FAILED":
                     current["error"] = {"code": 9, "message": "The DAG failed because some tasks failed."}
             return 200, current
+
+    def _cancel_job(self, record: Recorded, project: str, location: str, job: str) -> tuple[int, Any]:
+        """Vertex answers an empty body; the job goes CANCELLING, then CANCELLED. Ended jobs: 400."""
+        self._require_token(record)
+        with self._lock:
+            if job not in self.jobs:
+                raise HttpError(404, f"PipelineJob {job} not found")
+            current = self.jobs[job]
+            if current["state"] in TERMINAL_JOB_STATES:
+                raise HttpError(400, f"PipelineJob {job} is in state {current['state']} and cannot be cancelled")
+            current["state"] = "PIPELINE_STATE_CANCELLED"
+            current["endTime"] = _now()
+            self._job_polls[job] = -10**9  # polls keep reporting CANCELLED
+        return 200, {}
+
+    def job_state(self, job_id: str) -> str:
+        return str(self.jobs[job_id]["state"])
 
     def _list_jobs(self, record: Recorded, project: str, location: str) -> tuple[int, Any]:
         self._require_token(record)
@@ -474,9 +499,28 @@ class FakeGoogle:
                         build["results"] = {"images": [
                             {"name": image, "digest": "sha256:" + hashlib.sha256(f"{bid}/{image}".encode()).hexdigest()}
                             for image in build.get("images", [])]}
+                        for pushed in build["results"]["images"]:
+                            self.tag_image(pushed["name"], pushed["digest"])
                 else:
                     build["status"] = "WORKING"
                     build.setdefault("startTime", _now())
+
+    def tag_image(self, image: str, digest: str) -> None:
+        """Record ``HOST/PROJECT/REPO/PKG:TAG`` as pushed (only ``LOCATION-docker.pkg.dev`` images live in AR)."""
+        match = re.fullmatch(r"([a-z0-9-]+)-docker\.pkg\.dev/([^/]+)/([^/]+)/(.+):([^:/]+)", image)
+        if not match:
+            return
+        location, project, repo, package, tag = match.groups()
+        base = (f"projects/{project}/locations/{location}/repositories/{repo}/packages/"
+                f"{urllib.parse.quote(package, safe='')}")
+        self.tags[f"{base}/tags/{tag}"] = f"{base}/versions/{digest}"
+
+    def _get_tag(self, record: Recorded, tag: str) -> tuple[int, Any]:
+        self._require_token(record)
+        name = tag  # the path as sent: nested package names stay %2F-encoded, like the real API wants
+        if name not in self.tags:
+            raise HttpError(404, f"Requested entity was not found: {name}")
+        return 200, {"name": name, "version": self.tags[name]}
 
     def _get_operation(self, record: Recorded, op: str) -> tuple[int, Any]:
         self._require_token(record)

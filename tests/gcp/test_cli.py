@@ -247,3 +247,19 @@ def test_schedule_with_build_pins_the_digest_in_the_scheduled_spec(fake, cli_env
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert len(images) == 1 and "@sha256:" in images.pop()
     assert result.output.count("build WORKING") == 1
+
+
+def test_schedule_creates_nothing_the_config_does_not_ask_for(fake, cli_env, cloud_project):
+    """No schedules in vertexai.yml and no --cron: exit 2 before any call, no daily/hourly default appears."""
+    config = cloud_project / "conf" / "base" / "vertexai.yml"
+    text = config.read_text()
+    start = text.index("  schedules:\n")
+    config.write_text(text[:start] + text[text.index("build:\n"):])
+    result = _invoke(cloud_project, cli_env, "schedule")
+    assert result.exit_code == 2, result.output
+    assert "no schedule configured for pipeline '__default__'" in result.output and "--cron" in result.output
+    assert not fake.requests
+    asked = _invoke(cloud_project, cli_env, "schedule", "--cron", "15 5 * * *")
+    assert asked.exit_code == 0, asked.output
+    only, = fake.active_schedules()
+    assert only["cron"].endswith("15 5 * * *")

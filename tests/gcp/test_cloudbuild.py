@@ -53,12 +53,14 @@ def test_defaults_without_ignore_files(tmp_path):
 def test_gcloudignore_gitignore_semantics_with_include_and_negation(tmp_path):
     _tree(tmp_path, {**BASE, ".gitignore": "*.log\n", "notes/a.md": "", "deep/x/trace.log": "",
                      "keep.log": "", "docs/build/index.html": "", "tools/build": "a file named build",
-                     ".gcloudignore": "#!include:.gitignore\n!keep.log\nnotes/\nbuild/\n"})
+                     ".gcloudignore": "#!include:.gitignore\n!keep.log\nnotes/\nbuild/\n",
+                     ".kedro-vertex-ci/pip-cache/wheels/x.whl": "w"})
     files = collect_files(tmp_path)
     assert "deep/x/trace.log" not in files and "keep.log" in files
     assert "notes/a.md" not in files and "docs/build/index.html" not in files
     assert "tools/build" in files  # `build/` names folders only
     assert ".git/HEAD" not in files and "gha-creds-abcdef.json" not in files  # whatever the file says
+    assert not any(f.startswith(".kedro-vertex-ci/") for f in files)  # the action's pip cache, specs
     assert "src/pkg/__pycache__/n.cpython-311.pyc" in files  # defaults apply only without ignore files
 
 

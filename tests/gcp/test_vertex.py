@@ -228,7 +228,7 @@ def test_schedule_create_retries_on_unavailable(fake, vertex, tiny_spec):
 ])
 def test_schedule_settings_rejected_offline(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        resolve_settings({}, "__default__", overrides)
+        resolve_settings({}, "__default__", {"cron_expression": "0 1 * * *", **overrides})
 
 
 def test_a_stalled_request_times_out_and_is_retried(fake, credentials, endpoints, tiny_spec):

@@ -124,8 +124,10 @@ def test_rerun_from_a_node_with_a_nested_param_override_changes_only_the_model(l
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    ran = [s["name"] for s in result["steps"]]
+    ran = [s["name"] for s in result["steps"] if s["selected"]]
     assert "generate-companies" not in ran and any("evaluate" in name for name in ran)
+    kept = {s["name"]: s["state"] for s in result["steps"] if not s["selected"]}
+    assert kept["generate-companies"] == "done"  # the record still covers the whole pipeline
     assert result["params"]["model_options"]["regressor"]["max_depth"] == 1
     after = json.loads((project / "data/08_reporting/metrics.json").read_text())
     assert after["r2"] < before["r2"]  # a depth-1 forest is a worse model: the override reached the node
@@ -166,7 +168,7 @@ def test_a_gs_pipeline_root_carries_intermediates_through_the_gcs_emulator(local
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["pipeline_root"] == f"gs://{BUCKET}/local-root"
-    assert {s["name"] for s in result["steps"]} == {
+    assert {s["name"] for s in result["steps"] if s["selected"]} == {
         "summarise-fleet",
         "format-fleet-report",
         "price-by-capacity",

@@ -42,19 +42,17 @@ def _run(tmp_path: Path, spec_text: str, *extra: str):
     return CliRunner().invoke(cli, args, catch_exceptions=False)
 
 
-def test_two_independent_one_second_steps_finish_in_under_two_seconds(tmp_path):
-    begin = time.monotonic()
+def test_two_independent_steps_run_at_the_same_time_and_the_join_waits_for_both(tmp_path):
+    """Parallelism from the steps' own recorded intervals (they overlap), not from wall-clock thresholds."""
     result = _run(tmp_path, specs.parallel_sleep_spec(), "--max-parallel", "2", "--json")
-    wall = time.monotonic() - begin
     assert result.exit_code == 0, result.output
     steps = {s["name"]: s for s in json.loads(result.output)["steps"]}
     sleepers = [steps["sleeper"], steps["sleeper-2"]]
-    first_start = min(s["started_seconds"] for s in sleepers)
-    last_end = max(s["started_seconds"] + s["duration_seconds"] for s in sleepers)
     assert all(s["duration_seconds"] >= 1.0 for s in sleepers)  # they really slept
-    assert last_end - first_start < 2.0
-    assert steps["join"]["started_seconds"] >= last_end - 0.05  # and the join waited for both
-    assert wall < 3.5
+    starts = [s["started_seconds"] for s in sleepers]
+    ends = [s["started_seconds"] + s["duration_seconds"] for s in sleepers]
+    assert max(starts) < min(ends)  # the second started before the first ended: they ran at once
+    assert steps["join"]["started_seconds"] >= max(ends) - 0.05  # and the join waited for both
 
 
 def test_a_failed_step_stops_its_dependants_lets_running_ones_finish_and_shows_its_log(tmp_path):
@@ -202,6 +200,8 @@ def test_ctrl_c_stops_the_running_steps(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # SIGINT inherited as ignored (a test run from a background shell) would stay ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     deadline = time.monotonic() + 30
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
@@ -209,7 +209,7 @@ def test_ctrl_c_stops_the_running_steps(tmp_path):
     step_pid = int(pid_file.read_text())
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=20)
-    assert proc.returncode != 0
+    assert proc.returncode == 130
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import os
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from kedro.io import DatasetError
 
 from kedro_vertex_ci.runtime import codec
 from kedro_vertex_ci.runtime.intermediate import (
+    DamagedIntermediateError,
     IntermediateDataset,
     MissingIntermediateError,
     dataset_path,
@@ -64,28 +66,105 @@ def test_codec_round_trips_pandas_and_numpy_and_rejects_foreign_bytes():
     with pytest.raises(codec.CodecError, match="not a kedro-vertex-ci intermediate file"):
         codec.load(io.BytesIO(b"BZh91AY&SY..."))
     truncated = io.BytesIO(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    with pytest.raises(codec.CodecError, match="corrupt or truncated"):
+    with pytest.raises(codec.DamagedError, match="truncated"):
         codec.load(truncated)
 
 
 @pytest.mark.parametrize("compress", [True, False])
-def test_both_formats_round_trip_and_name_themselves(compress):
-    frame = pd.DataFrame({"x": np.arange(5000)})
+def test_both_formats_round_trip_with_every_memory_layout(compress):
+    objects = [
+        pd.DataFrame({"x": np.arange(300_000), "y": np.linspace(0, 1, 300_000)}),
+        np.asfortranarray(np.arange(600_000, dtype=np.float64).reshape(-1, 3)),  # F order: raw() path
+        np.arange(10)[::2],  # not contiguous: numpy pickles a copy
+        b"\x00" * (3 * codec.BLOCK_SIZE + 5),  # exactly across block boundaries
+        [],
+        "",
+    ]
+    for obj in objects:
+        buffer = io.BytesIO()
+        codec.dump(obj, buffer, compress=compress, meta={"dataset": "d"})
+        assert buffer.getvalue()[:4] == codec.MAGIC and buffer.getvalue()[4] == (1 if compress else 0)
+        buffer.seek(0)
+        loaded = codec.load(buffer)
+        if isinstance(obj, pd.DataFrame):
+            pd.testing.assert_frame_equal(loaded, obj)
+        elif isinstance(obj, np.ndarray):
+            np.testing.assert_array_equal(loaded, obj)
+        else:
+            assert loaded == obj
+        assert codec.read_meta(buffer) == {"dataset": "d"}
+
+
+class Explodes:
+    """Unpickling this runs code: what a damaged or forged stream could do."""
+
+    def __reduce__(self):
+        return (os._exit, (93,))
+
+
+def _damage_cases(data: bytes) -> dict[str, bytes]:
+    """Flipped bits everywhere (header, payload blocks, footer), truncations, extension, garbage."""
+    rng = np.random.default_rng(7)
+    cases = {}
+    for position in [0, 5, 9, 20, *rng.integers(40, len(data) - 40, 12).tolist(), len(data) - 30, len(data) - 1]:
+        for bit in (0, 7):
+            damaged = bytearray(data)
+            damaged[position] ^= 1 << bit
+            cases[f"flip byte {position} bit {bit}"] = bytes(damaged)
+    for cut in [1, 4, 17, len(data) // 3, len(data) - 33, len(data) - 1]:
+        cases[f"truncated to {cut}"] = data[:cut]
+    cases["empty"] = b""
+    cases["extended"] = data + b"\x00"
+    cases["garbage"] = rng.integers(0, 256, len(data), dtype=np.uint8).tobytes()
+    cases["garbage with our magic"] = codec.MAGIC + cases["garbage"][4:]
+    return cases
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_any_damage_is_detected_before_a_single_byte_is_unpickled(compress):
+    """A flipped bit used to give wrong data, a segfault or a 20 GB allocation: now it never unpickles."""
+    payload = [np.random.default_rng(1).random(400_000), "tail", Explodes()]  # ~3 MiB: several blocks
     buffer = io.BytesIO()
-    codec.dump(frame, buffer, compress=compress)
-    assert buffer.getvalue()[:4] == (codec.MAGIC if compress else codec.MAGIC_STORED)
-    buffer.seek(0)
-    pd.testing.assert_frame_equal(codec.load(buffer), frame)
-    truncated = io.BytesIO(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    with pytest.raises(codec.CodecError, match="corrupt or truncated"):
-        codec.load(truncated)
+    codec.dump(payload, buffer, compress=compress)
+    cases = _damage_cases(buffer.getvalue())
+    assert len(cases) > 40
+    for label, damaged in cases.items():
+        with pytest.raises(codec.CodecError):  # os._exit(93) would end pytest if it ever unpickled
+            codec.load(io.BytesIO(damaged))
+            pytest.fail(f"{label}: not detected")
 
 
-def test_local_files_are_stored_uncompressed(tmp_path):
-    dataset = IntermediateDataset.for_run(str(tmp_path), "run", "frame")
+def test_files_of_the_old_format_are_refused_with_a_clear_error(tmp_path):
+    dataset = IntermediateDataset.for_run(str(tmp_path), "run", "old")
+    os.makedirs(os.path.dirname(dataset.path))
+    with open(dataset.path, "wb") as out:  # what kedro-vertex-ci wrote before checksums: KVC0 + pickle
+        out.write(b"KVC0" + pickle.dumps([1, 2, 3], protocol=5))
+    with pytest.raises(DamagedIntermediateError, match="older kedro-vertex-ci without checksums"):
+        dataset.load()
+
+
+def test_local_files_are_stored_uncompressed_with_who_wrote_them(tmp_path):
+    dataset = IntermediateDataset.for_run(str(tmp_path), "run", "frame", meta={"nodes": ["make"]})
     dataset.save(pd.DataFrame({"x": np.zeros(100_000)}))
     with open(dataset.path, "rb") as stored:
-        assert stored.read(4) == codec.MAGIC_STORED
+        assert stored.read(5) == codec.MAGIC + b"\x00"
+        assert codec.read_meta(stored) == {"dataset": "frame", "run_id": "run", "nodes": ["make"]}
+
+
+def test_a_damaged_file_is_an_error_naming_file_producer_and_run(tmp_path):
+    dataset = IntermediateDataset.for_run(str(tmp_path), "run-9", "a", producer="node 'make'")
+    dataset.save(list(range(1000)))
+    with open(dataset.path, "r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 0x10]))
+    with pytest.raises(DamagedIntermediateError) as err:
+        dataset.load()
+    message = str(err.value)
+    assert "intermediate dataset 'a' of run 'run-9' cannot be trusted" in message
+    assert dataset.path in message and "checksum mismatch in block 1 of 1" in message
+    assert "written by node 'make'" in message and "Nothing was unpickled" in message
 
 
 def test_local_write_is_atomic_and_keeps_the_previous_version(tmp_path):
@@ -109,16 +188,6 @@ def test_missing_file_error_names_dataset_run_and_root(tmp_path):
     message = str(err.value)
     assert "intermediate dataset 'features' not found" in message
     assert "run id 'run-7'" in message and f"root '{tmp_path / 'root'}'" in message
-
-
-def test_corrupt_file_is_a_clear_dataset_error(tmp_path):
-    dataset = IntermediateDataset.for_run(str(tmp_path), "run", "a")
-    dataset.save([1, 2, 3])
-    path = dataset.path
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) - 3)
-    with pytest.raises(DatasetError, match="intermediate dataset 'a'.*corrupt or truncated"):
-        IntermediateDataset.for_run(str(tmp_path), "run", "a").load()
 
 
 def test_keep_in_memory_serves_copies_and_still_writes_the_file(tmp_path):
@@ -154,4 +223,4 @@ def test_gcs_write_is_atomic_and_round_trips(gcs_emulator, monkeypatch):
     )
     names = [blob.name for blob in client.list_blobs(BUCKET, prefix="unit/")]
     assert names == ["unit/kedro-vertex-ci/run/odd%3Aframe%2F1.bin"]  # no temp object left behind
-    assert client.bucket(BUCKET).blob(names[0]).download_as_bytes()[:4] == codec.MAGIC  # compressed on GCS
+    assert client.bucket(BUCKET).blob(names[0]).download_as_bytes()[:5] == codec.MAGIC + b"\x01"  # compressed on GCS

@@ -167,6 +167,26 @@ def test_missing_intermediate_input_names_dataset_run_and_root(rt_project, tmp_p
     assert "run id 'never-ran'" in line and str(root) in line
 
 
+def test_a_damaged_intermediate_file_stops_the_reader_with_one_line_naming_file_producer_and_run(
+    rt_project, tmp_path
+):
+    root = tmp_path / "root"
+    _ok(step(rt_project, "--node", "make", *_run_args("run-bits", root), "--write", "a"))
+    path = Path(IntermediateDataset.for_run(str(root), "run-bits", "a").path)
+    data = bytearray(path.read_bytes())
+    data[-60] ^= 0x01  # one flipped bit in the payload
+    path.write_bytes(bytes(data))
+    result = step(
+        rt_project, "--node", "double", *_run_args("run-bits", root), "--read", "a", "--write", "b"
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = _last_line(result.stderr)
+    assert line.startswith("kedro-vertex-ci step: error: intermediate dataset 'a' of run 'run-bits'")
+    assert str(path) in line and "written by node 'make'" in line
+    assert not (root / "kedro-vertex-ci" / "run-bits" / "b.bin").exists()
+
+
 def test_odd_dataset_names_map_to_safe_file_names(rt_project, tmp_path):
     root = tmp_path / "root"
     run = _run_args("run-odd", root)
