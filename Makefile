@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: install demo demo-docker test test-fast lint docs bench docker-up docker-down clean fuzz fuzz-cli
+.PHONY: install demo demo-docker test test-fast lint docs bench docker-up docker-down clean fuzz fuzz-cli fuzz-kedro fuzz-config
 
 install: $(VENV)/.installed
 
@@ -53,7 +53,10 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow and not docker"
 
 # Longer fuzz tiers (make test runs each at scale 1). `fuzz` runs them all.
-fuzz: fuzz-cli
+fuzz: fuzz-cli fuzz-kedro fuzz-config
+
+fuzz-config: install
+	KVC_FUZZ_SCALE=10 $(PY) -m pytest -q -p no:cacheprovider tests/core/test_config_fuzz.py
 
 fuzz-cli: install docker-up
 	KVC_FUZZ_SCALE=10 KVC_DOCKERIGNORE_CASES=40 $(PY) -m pytest -q -p no:cacheprovider \
@@ -61,6 +64,11 @@ fuzz-cli: install docker-up
 
 bench: install
 	$(PY) bench/run_all.py
+
+# Kedro as the oracle on ~3,000 generated cases. FUZZ_SEED replays a run (default: the time).
+FUZZ_SEED ?=
+fuzz-kedro: install
+	$(PY) -m tests.equivalence.fuzz_kedro $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 clean:
 	rm -rf $(VENV) .kedro-vertex-ci .pytest_cache .mypy_cache .ruff_cache

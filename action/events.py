@@ -18,6 +18,7 @@ from kedro_vertex_ci.names import sanitize_label_value
 from .inputs import Inputs
 
 RUN_ONCE, SCHEDULE, COMPILE = "run-once", "schedule", "compile"
+UNSCHEDULE = "unschedule"
 
 
 @dataclass(frozen=True)
@@ -187,5 +188,6 @@ def decide(inputs: Inputs, event: Event) -> ActionPlan:
     # A manual run means "run it again"; automatic events reuse what this commit already has.
     reuse = not inputs.force and event.name in _SUPERSEDING_EVENTS
     cancel = inputs.cancel_superseded and operation == RUN_ONCE and event.name in _SUPERSEDING_EVENTS
-    return ActionPlan(operation, inputs.build, comment, reason, run_labels(event), reuse=reuse,
+    build = inputs.build and operation != UNSCHEDULE  # deleting a schedule needs no image
+    return ActionPlan(operation, build, comment, reason, run_labels(event), reuse=reuse,
                       reuse_image=not inputs.force, cancel_superseded=cancel and bool(event.branch or event.pr_number))

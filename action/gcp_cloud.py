@@ -190,6 +190,7 @@ class GcpCloud:
         ``push`` and the ``pull_request`` run of one push) create one job: Vertex refuses the second id.
         """
         from kedro_vertex_ci.gcp import names
+        from kedro_vertex_ci.gcp.submission import submit_run
         from kedro_vertex_ci.gcp.vertex import pipeline_job_body
 
         settings = self._job_settings(compiled, labels)
@@ -198,7 +199,8 @@ class GcpCloud:
             job_id = f"{names.slug(settings.display_name, names.JOB_ID_MAX - len(tail))}{tail}"
         else:
             job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
-        job = self._vertex().submit(pipeline_job_body(compiled.spec, settings), job_id)
+        job = submit_run(self._vertex(), pipeline_job_body(compiled.spec, settings), job_id, self.config,
+                         poll_seconds=self.poll_seconds, on_event=self.log)
         return self._submitted(job, reused=False)
 
     def wait(self, submitted: Submitted) -> str:
@@ -229,6 +231,20 @@ class GcpCloud:
         deployed = deploy_schedule(vertex, body, on_event=self.log)
         zone = f"TZ={settings.timezone} " if settings.timezone else ""
         return Scheduled(name=str(deployed.schedule["name"]), cron=f"{zone}{settings.cron_expression}")
+
+    def unschedule(self, compiled: Any) -> list[str]:
+        """Delete this pipeline's schedule(s); none left is success (a re-run of the job must not fail)."""
+        from kedro_vertex_ci.gcp import names
+        from kedro_vertex_ci.gcp.schedules import schedules_named
+        from kedro_vertex_ci.gcp.submission import stable_identity
+
+        display_name = names.schedule_display_name(stable_identity(self.config, compiled.project_name),
+                                                   _pipeline_of(compiled))
+        vertex = self._vertex()
+        deleted = [s["name"] for s in schedules_named(vertex, display_name) if vertex.delete_schedule(s["name"])]
+        if not deleted:
+            self.log(f"no schedule named {display_name}: nothing to delete")
+        return deleted
 
 
 def _earlier(their_run: str | None, our_run: str | None) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kedro_vertex_ci.errors import ConfigError, Problem
 
-MODES = ("auto", "run-once", "schedule", "compile")
+MODES = ("auto", "run-once", "schedule", "unschedule", "compile")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kedro_vertex_ci.errors import ConfigError, KvcError
+from kedro_vertex_ci.settings import require_pinned_images
 
 from .cloud import Cloud, CloudTarget, RunScope, Submitted
-from .events import COMPILE, SCHEDULE, ActionPlan, Event, decide, read_event
+from .events import COMPILE, SCHEDULE, UNSCHEDULE, ActionPlan, Event, decide, read_event
 from .github_api import GitHubClient, comment_marker
 from .inputs import Inputs, read_inputs
 from .report import Report, render_comment, render_dry_run, render_summary
@@ -141,7 +142,15 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
         return _finish(state)
     if plan.operation == COMPILE or (plan.operation == SCHEDULE and schedule is None):
         return _finish(state)
+    if plan.operation != UNSCHEDULE:
+        require_pinned_images(compiled.plan.resources)
     cloud = connect(_target(inputs, compiled.config), compiled.config, environ, runner.mask, runner.log)
+    if plan.operation == UNSCHEDULE:
+        with runner.group("Delete the schedule"):
+            deleted = cloud.unschedule(compiled)
+            state.report = state.report.with_(schedule_name=", ".join(deleted) or None)
+            runner.log(f"deleted {len(deleted)} schedule(s)" + (f": {', '.join(deleted)}" if deleted else ""))
+        return _finish(state)
     _connect_github(state, environ)
     scope = RunScope(state.event.head_sha, state.event.branch, state.event.pr_number, state.event.run_id)
     if plan.operation != SCHEDULE:

@@ -12,12 +12,37 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import __version__
 from .model import ConfigProvider, HostAlias, ParamType, Plan, Resources, Step
 
 STEP_COMMAND = ("kedro-vertex-ci", "step")
+VERSION_FLAG = "--kvc-version"  # the compiler's version, recorded in every step's args
 RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 JOB_NAME_PLACEHOLDER = "{{$.pipeline_job_name}}"
 ROOT_PLACEHOLDER = "{{$.pipeline_root}}"
+# kfp's dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER / PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER
+SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"
+CREATE_TIME_PLACEHOLDER = "{{$.pipeline_job_create_time_utc}}"
+
+
+EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"  # the whole KFP ExecutorInput as JSON (outputs.outputFile among it)
+
+
+def artifact_names(datasets: tuple[str, ...]) -> dict[str, str]:
+    """Output-artifact names (identifiers, unique in the step) for catalog datasets, in the given order."""
+    import re
+
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for dataset in datasets:
+        base = re.sub(r"\W", "_", dataset).strip("_") or "dataset"
+        base = base if base[0].isalpha() else f"d_{base}"
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        names[dataset] = name
+    return names
 
 
 def input_placeholder(name: str) -> str:
@@ -63,6 +88,8 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
     for node in step.nodes:
         args += ["--node", node]
     args += ["--run-id", RUN_ID_PLACEHOLDER, "--job-name", JOB_NAME_PLACEHOLDER, "--root", ROOT_PLACEHOLDER]
+    if plan.run_times:
+        args += ["--scheduled-time", SCHEDULE_TIME_PLACEHOLDER, "--create-time", CREATE_TIME_PLACEHOLDER]
     for dataset in step.reads:
         args += ["--read", dataset]
     for dataset in step.writes:
@@ -74,13 +101,50 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
             continue
         flag = "--param" if param.type is ParamType.STRING else "--param-json"
         args += [flag, f"{param.key}={input_placeholder(param.name)}"]
+    artifacts = plan.artifacts.get(step.name, ())
+    if artifacts:
+        args += ["--executor-input", EXECUTOR_INPUT_PLACEHOLDER]
+        for dataset, name in artifact_names(artifacts).items():
+            args += ["--artifact", f"{dataset}={name}"]
     if resources is not None and resources.timeout_seconds:
         args += ["--timeout", str(resources.timeout_seconds)]
     for alias in plan.host_aliases:
         args += ["--host-alias", format_host_alias(alias)]
     if plan.config_providers:
         args += ["--dynamic-config", format_config_providers(plan.config_providers)]
-    return args
+    return [VERSION_FLAG, __version__, *args]
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit()) or "0"
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def compatible(compiled_by: str, installed: str) -> bool:
+    """Same major version (same minor while the major is 0): the step command line did not change shape."""
+    a, b = _release(compiled_by), _release(installed)
+    return a[:2] == b[:2] if a[:1] == (0,) or b[:1] == (0,) else a[:1] == b[:1]
+
+
+def version_mismatch(argv: list[str], installed: str = "") -> str | None:
+    """Why this image cannot run a step compiled by another kedro-vertex-ci, else None.
+
+    Read before the full parse: a newer compiler may pass options this runtime does not know, and the user
+    must hear "rebuild the image", not "unrecognized arguments".
+    """
+    installed = installed or __version__
+    if VERSION_FLAG not in argv or argv.index(VERSION_FLAG) + 1 >= len(argv):
+        return None
+    compiled_by = argv[argv.index(VERSION_FLAG) + 1]
+    if compatible(compiled_by, installed):
+        return None
+    return (f"this pipeline was compiled by kedro-vertex-ci {compiled_by}, but the image runs kedro-vertex-ci "
+            f"{installed}. Rebuild the image so it installs kedro-vertex-ci=={compiled_by} (the Dockerfile "
+            f"`init --github` writes pins it; `kedro-vertex-ci build`, or push again), or compile with "
+            f"kedro-vertex-ci {installed}.")
 
 
 def format_host_alias(alias: HostAlias) -> str:
@@ -141,6 +205,10 @@ class StepInvocation:
     mlflow_start: bool = False  # start the job's MLflow run instead of running nodes
     mlflow_run_id_output: str | None = None  # where --mlflow-start writes the run id
     mlflow_end: bool = False  # end the job's MLflow run with --status (after the nodes, if any)
+    executor_input: str | None = None  # KFP's ExecutorInput JSON (with run_config.artifacts)
+    artifacts: dict[str, str] = field(default_factory=dict)  # catalog dataset -> output artifact name
+    scheduled_time: str | None = None  # the schedule's fire time (empty for a one-off run)
+    create_time: str | None = None  # the job's create time
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -173,6 +241,11 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--mlflow-start", action="store_true")
     parser.add_argument("--mlflow-run-id-output", default=None)
     parser.add_argument("--mlflow-end", action="store_true")
+    parser.add_argument(VERSION_FLAG, default=None)
+    parser.add_argument("--executor-input", default=None)
+    parser.add_argument("--artifact", action="append", default=[])
+    parser.add_argument("--scheduled-time", default=None)
+    parser.add_argument("--create-time", default=None)
     ns = parser.parse_args(argv)
     params: dict[str, Any] = {}
     for item in ns.param:
@@ -204,4 +277,8 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
         mlflow_start=ns.mlflow_start,
         mlflow_run_id_output=ns.mlflow_run_id_output,
         mlflow_end=ns.mlflow_end,
+        executor_input=ns.executor_input,
+        artifacts=dict(_split_assignment(item) for item in ns.artifact),
+        scheduled_time=ns.scheduled_time,
+        create_time=ns.create_time,
     )

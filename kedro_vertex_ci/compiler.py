@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .config import PluginConfig, RunConfig, parse_config
 from .errors import ConfigError, Problem
-from .model import ConfigProvider, DatasetKind, HostAlias, PipelineGraph, Plan, Step
+from .model import ConfigProvider, DatasetKind, HostAlias, PipelineGraph, Plan, Step, strip_transcoding
 from .names import sanitize_name
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,8 @@ class Compiled:
     env: str | None
     warnings: tuple[str, ...] = field(default=())
     estimate: str | None = None  # one line: steps, estimated wall and billed time on Vertex (planning)
+    graph: PipelineGraph | None = None  # the compiled Kedro pipeline (for plan's estimates)
+    measured: Any = None  # durations.Measured: node durations from the project's run-local runs
 
     @property
     def step_count(self) -> int:
@@ -57,9 +57,15 @@ def _on_exit_step(graph: PipelineGraph, main: PipelineGraph, main_steps: tuple[S
     from .params import used_parameter_keys
 
     inputs = [i for n in graph.nodes for i in n.inputs]
-    produced = {o for n in main.nodes for o in n.outputs}
-    own = {o for n in graph.nodes for o in n.outputs}
-    reads = sorted({i for i in inputs if i in produced and i not in own and main.kind(i) is DatasetKind.INTERMEDIATE})
+    produced = {strip_transcoding(o) for n in main.nodes for o in n.outputs}
+    own = {strip_transcoding(o) for n in graph.nodes for o in n.outputs}
+    reads = sorted(
+        i
+        for i in set(inputs)
+        if strip_transcoding(i) in produced
+        and strip_transcoding(i) not in own
+        and main.kind(i) is DatasetKind.INTERMEDIATE
+    )
     taken = {s.name for s in main_steps}
     name = sanitize_name(f"on-exit-{graph.name}", max_length=60)
     while name in taken:
@@ -93,22 +99,18 @@ def build_plan(
     overrides: Mapping[str, Any] | None = None,
     on_exit_graph: PipelineGraph | None = None,
     mlflow: bool = False,
+    run_times: bool = False,
     durations: Mapping[str, float] | None = None,
 ) -> Plan:
-    """The pure middle of the compile: graph + config + options → :class:`Plan`.
-
-    ``durations``: measured seconds per node, for grouping ``auto``'s cost model.
-    """
+    """The pure middle of the compile: graph + config + options → :class:`Plan`."""
     from .grouping import group_steps
     from .params import apply_overrides, pipeline_params
-    from .settings import node_placements, resolve_resources
+    from .settings import check_step_images, node_placements, resolve_resources
 
     run_config = config.run_config
     _check_overrides_of_run_values(graph.parameters, overrides or {})
     parameters = apply_overrides(graph.parameters, overrides or {})
-    graph = PipelineGraph(
-        name=graph.name, nodes=graph.nodes, dataset_kinds=graph.dataset_kinds, parameters=parameters
-    )
+    graph = dataclasses.replace(graph, parameters=parameters)
     combined = _with_on_exit_nodes(graph, on_exit_graph)
     on_exit_nodes = frozenset(n.name for n in combined.nodes[len(graph.nodes) :])
     auto = run_config.grouping.cls == "auto"
@@ -122,15 +124,18 @@ def build_plan(
     )
     on_exit = _on_exit_step(on_exit_graph, graph, steps) if on_exit_graph is not None else None
     steps, on_exit = _without_run_value_params(steps, on_exit, parameters)
+    steps, on_exit = _with_runtime_params(steps, on_exit, graph)
     all_steps = (*steps, on_exit) if on_exit else steps
+    check_step_images(run_config, all_steps, {n.name: n.tags for n in combined.nodes})
     used = {key for step in all_steps for key in step.parameters}
+    resources = {step.name: resolve_resources(run_config, step) for step in all_steps}
     return Plan(
         pipeline_name=pipeline_display_name(run_config, project_name, graph.name),
         kedro_pipeline=graph.name,
         image=image or run_config.image,
         env=env or "",
         steps=steps,
-        resources={step.name: resolve_resources(run_config, step) for step in all_steps},
+        resources=resources,
         params=pipeline_params(parameters, used),
         description=run_config.description or "",
         caching=run_config.caching,
@@ -140,7 +145,23 @@ def build_plan(
         extra_env=_mlflow_env(run_config) if mlflow else {},
         host_aliases=_host_aliases(run_config),
         config_providers=_config_providers(run_config),
+        run_times=run_times,
+        artifacts=_artifacts(graph, steps, resources) if run_config.artifacts else {},
     )
+
+
+def _artifacts(graph: PipelineGraph, steps: tuple[Step, ...], resources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Per container step, the catalog datasets its nodes write (transcoded names once, by their base)."""
+    outputs = {node.name: node.outputs for node in graph.nodes}
+    declared: dict[str, tuple[str, ...]] = {}
+    for step in steps:
+        if resources[step.name].custom_job:
+            continue
+        written = {o.split("@", 1)[0]: o for n in step.nodes for o in outputs.get(n, ())
+                   if graph.kind(o) is DatasetKind.CATALOG}
+        if written:
+            declared[step.name] = tuple(written[base] for base in sorted(written))
+    return declared
 
 
 def _run_value_keys(parameters: Mapping[str, Any]) -> set[str]:
@@ -173,6 +194,48 @@ def _without_run_value_params(
         return dataclasses.replace(step, parameters=tuple(k for k in step.parameters if k not in run_values))
 
     return tuple(strip(s) for s in steps), strip(on_exit) if on_exit is not None else None
+
+
+def _with_runtime_params(
+    steps: tuple[Step, ...], on_exit: Step | None, graph: PipelineGraph
+) -> tuple[tuple[Step, ...], Step | None]:
+    """Every step receives the ``${runtime_params:…}`` keys (its catalog may use them too) and not the
+    parameters built from them, which Kedro rebuilds in the step from the runtime values."""
+    if not graph.runtime_keys:
+        return steps, on_exit
+
+    def with_keys(step: Step) -> Step:
+        kept = [k for k in step.parameters if k not in graph.runtime_derived and k not in graph.runtime_keys]
+        return dataclasses.replace(step, parameters=tuple(sorted({*kept, *graph.runtime_keys})))
+
+    return tuple(with_keys(s) for s in steps), with_keys(on_exit) if on_exit is not None else None
+
+
+_RUNTIME_MARKER = "<<runtime_params:{}>>"
+
+
+def _apply_runtime_params(
+    kedro_project: Any, overrides: Mapping[str, Any], runtime_only: Mapping[str, Any]
+) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any]]:
+    """Resolve ``${runtime_params:…}`` as ``kedro run --params`` would, from ``--param`` values or defaults.
+
+    Returns the top-level runtime keys, the parameters whose value comes from one (found by loading the
+    parameters once with marker values), and the ``--param`` overrides that remain for ordinary parameters.
+    """
+    from .params import runtime_values
+    from .runtime.session import nest_params
+
+    refs = kedro_project.runtime_param_refs()
+    if not refs:
+        return (), frozenset(), dict(overrides)
+    values = runtime_values(refs, {**runtime_only, **overrides})
+    keys = {ref.key for ref in refs}
+    top = tuple(sorted({key.split(".", 1)[0] for key in keys}))
+    kedro_project.set_runtime_params(nest_params({k: _RUNTIME_MARKER.format(k) for k in keys}))
+    marked = kedro_project.parameters()
+    derived = frozenset(k for k, v in marked.items() if k not in top and "<<runtime_params:" in repr(v))
+    kedro_project.set_runtime_params(nest_params(values))
+    return top, derived, {k: v for k, v in overrides.items() if k not in keys}
 
 
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
@@ -230,78 +293,60 @@ def _uses_kedro_mlflow(project: Path) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class _Loaded:
-    """What the compile reads from the project, before any grouping."""
-
-    config: PluginConfig
-    warnings: tuple[str, ...]
-    sources: Any
-    graph: PipelineGraph
-    on_exit_graph: PipelineGraph | None
-    project_name: str
-    requested_env: str | None
-    mlflow: bool
-    measured: Any  # durations.Measured
-
-
-def _load(project: Path, env: str | None, pipeline: str) -> _Loaded:
-    from .durations import measured_durations
-    from .kedro_io import open_project
-    from .runtime.resolvers import deferred_run_values
-
-    with open_project(project, env) as kedro_project:
-        parsed = parse_config(kedro_project.config_raw(), kedro_project.config_sources())
-        run_config = parsed.config.run_config
-        with deferred_run_values():  # parameters holding ${vertex:...} stay for each step to resolve
-            graph = kedro_project.graph(pipeline)
-            on_exit_graph = None
-            if run_config.on_exit_pipeline:
-                on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
-        return _Loaded(
-            config=parsed.config,
-            warnings=tuple(parsed.warnings),
-            sources=kedro_project.config_sources(),
-            graph=graph,
-            on_exit_graph=on_exit_graph,
-            project_name=kedro_project.info.project_name,
-            requested_env=kedro_project.requested_env,
-            mlflow=_uses_kedro_mlflow(project),
-            measured=measured_durations(project),
-        )
-
-
-def _plan(loaded: _Loaded, config: PluginConfig, image: str | None, params: Mapping[str, Any] | None) -> Plan:
-    return _located(
-        loaded.sources,
-        build_plan,
-        graph=loaded.graph,
-        config=config,
-        project_name=loaded.project_name,
-        env=loaded.requested_env,
-        image=image,
-        overrides=params,
-        on_exit_graph=loaded.on_exit_graph,
-        mlflow=loaded.mlflow,
-        durations=loaded.measured.seconds,
-    )
-
-
 def compile_pipeline(
     project: Path,
     env: str | None = None,
     pipeline: str = "__default__",
     image: str | None = None,
     params: Mapping[str, Any] | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+    grouping: Any = None,
+    use_measurements: bool = True,
 ) -> Compiled:
-    """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec."""
+    """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec.
+
+    ``params`` override parameters and set ``${runtime_params:…}`` keys; ``runtime_params`` only set such
+    keys (``run-local --param`` overrides pipeline inputs, and its runtime keys must reach the compile).
+    """
+    from .durations import Measured, measured_durations
+    from .kedro_io import open_project
+    from .runtime.resolvers import RUN_TIME_NAMES, deferred_run_values
     from .settings import unmatched_keys
     from .spec import emit, spec_to_dict, to_json_bytes
 
-    loaded = _load(project, env, pipeline)
-    plan = _plan(loaded, loaded.config, image, params)
-    run_config = loaded.config.run_config
-    warnings = list(loaded.warnings)
+    with open_project(project, env) as kedro_project:
+        parsed = parse_config(kedro_project.config_raw(), kedro_project.config_sources())
+        if grouping is not None:  # plan: the same pipeline under another grouping (``grouping``: GroupingConfig)
+            config = parsed.config.model_copy(
+                update={"run_config": parsed.config.run_config.model_copy(update={"grouping": grouping})}
+            )
+            parsed = dataclasses.replace(parsed, config=config)
+        run_config = parsed.config.run_config
+        measured = measured_durations(project) if use_measurements else Measured()
+        runtime_keys, runtime_derived, params = _apply_runtime_params(kedro_project, params or {},
+                                                                      runtime_params or {})
+        with deferred_run_values() as asked:  # parameters holding ${vertex:...} stay for each step to resolve
+            graph = kedro_project.graph(pipeline)
+            on_exit_graph = None
+            if run_config.on_exit_pipeline:
+                on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
+        graph = dataclasses.replace(graph, runtime_keys=runtime_keys, runtime_derived=runtime_derived)
+        plan = _located(
+            kedro_project.config_sources(),
+            build_plan,
+            graph=graph,
+            config=parsed.config,
+            project_name=kedro_project.info.project_name,
+            env=kedro_project.requested_env,
+            image=image,
+            overrides=params,
+            on_exit_graph=on_exit_graph,
+            mlflow=_uses_kedro_mlflow(project),
+            run_times=bool(asked & RUN_TIME_NAMES),
+            durations=measured.seconds,
+        )
+        project_name = kedro_project.info.project_name
+    warnings = list(parsed.warnings)
     all_steps = (*plan.steps, plan.on_exit) if plan.on_exit else plan.steps
     for key in unmatched_keys(run_config, all_steps):
         warnings.append(f"run_config.resources/node_selectors key '{key}' matches no node, tag or group")
@@ -310,25 +355,27 @@ def compile_pipeline(
         spec=spec,
         spec_bytes=to_json_bytes(spec),
         plan=plan,
-        config=loaded.config,
-        project_name=loaded.project_name,
+        config=parsed.config,
+        project_name=project_name,
         env=env,
         warnings=tuple(warnings),
-        estimate=_estimate_line(loaded, plan),
+        estimate=_estimate_line(run_config, graph, plan, measured),
+        graph=graph,
+        measured=measured,
     )
 
 
-def _estimate_line(loaded: _Loaded, plan: Plan) -> str | None:
+def _estimate_line(run_config: RunConfig, graph: PipelineGraph, plan: Plan, measured: Any) -> str | None:
     """The compiled plan's estimate; None when the grouping params do not fit the model (auto reports that)."""
     from .planning import cost_params, durations_for, estimate_plan, graph_lower_bound, summary_line
 
     try:
-        cost = cost_params(loaded.config.run_config.grouping.params)
+        cost = cost_params(run_config.grouping.params)
     except ConfigError:
         return None
-    durations = durations_for(loaded.graph, loaded.measured.seconds, loaded.measured.run, cost)
-    chosen = estimate_plan(plan, loaded.graph, durations, cost, loaded.config.run_config.grouping.cls)
-    return summary_line(chosen, graph_lower_bound(loaded.graph, durations, cost), durations)
+    durations = durations_for(graph, measured.seconds, measured.run, cost)
+    chosen = estimate_plan(plan, graph, durations, cost, run_config.grouping.cls)
+    return summary_line(chosen, graph_lower_bound(graph, durations, cost), durations)
 
 
 @dataclass(frozen=True)
@@ -352,43 +399,41 @@ def compare_groupings(
 ) -> Comparison:
     """Group the pipeline with identity, tag and auto and estimate each (``auto`` with the same model)."""
     from .config import GroupingConfig
-    from .durations import Measured
+    from .costmodel import COST_PARAMS
     from .planning import cost_params, durations_for, estimate_plan, graph_lower_bound
 
-    loaded = _load(project, env, pipeline)
-    if not use_measurements:
-        loaded = dataclasses.replace(loaded, measured=Measured())
-    grouping = loaded.config.run_config.grouping
-    cost = _located(loaded.sources, cost_params, grouping_params=grouping.params, overrides=cost_overrides)
-    durations = durations_for(loaded.graph, loaded.measured.seconds, loaded.measured.run, cost)
-    tag_prefix = {k: v for k, v in grouping.params.items() if k == "tag_prefix"}
-    auto_params = {**grouping.params, **{k: v for k, v in (cost_overrides or {}).items() if v is not None}}
-    auto_params = {k: v for k, v in auto_params.items() if k in ("tag_prefix", "step_overhead", "parallelism",
-                                                                "duration_scale", "default_node_duration")}
-    variants = {"identity": {}, "tag": tag_prefix, "auto": auto_params}
+    configured = compile_pipeline(project, env, pipeline, use_measurements=use_measurements)
+    grouping = configured.config.run_config.grouping
+    overrides = {k: v for k, v in (cost_overrides or {}).items() if v is not None}
+    cost = cost_params(grouping.params, overrides)
+    graph, measured = configured.graph, configured.measured
+    assert graph is not None
+    durations = durations_for(graph, measured.seconds, measured.run, cost)
+    kept = {k: v for k, v in grouping.params.items() if k == "tag_prefix"}
+    auto = {**kept, **{k: v for k, v in {**grouping.params, **overrides}.items() if k in COST_PARAMS}}
     plans = []
-    for strategy, params in variants.items():
-        run_config = loaded.config.run_config.model_copy(
-            update={"grouping": GroupingConfig(cls=strategy, params=params)}
+    for strategy, params in (("identity", {}), ("tag", kept), ("auto", auto)):
+        compiled = compile_pipeline(
+            project, env, pipeline, grouping=GroupingConfig(cls=strategy, params=params),
+            use_measurements=use_measurements,
         )
-        config = loaded.config.model_copy(update={"run_config": run_config})
-        plans.append(estimate_plan(_plan(loaded, config, None, None), loaded.graph, durations, cost, strategy))
+        plans.append(estimate_plan(compiled.plan, graph, durations, cost, strategy))
     return Comparison(
         pipeline=pipeline,
         configured=grouping.cls,
         cost=cost,
         durations=durations,
-        lower=graph_lower_bound(loaded.graph, durations, cost),
+        lower=graph_lower_bound(graph, durations, cost),
         plans=tuple(plans),
     )
 
 
-def _located(sources: Any, build: Callable[..., _T], **kwargs: Any) -> _T:
+def _located(sources: Any, build: Any, **kwargs: Any) -> Plan:
     """Run ``build``; point config errors it raises at the file and line of the key they name."""
     from .config import locate_key
 
     try:
-        return build(**kwargs)
+        return build(**kwargs)  # type: ignore[no-any-return]
     except ConfigError as err:
         problems = []
         for problem in err.problems:
@@ -400,9 +445,12 @@ def _located(sources: Any, build: Callable[..., _T], **kwargs: Any) -> _T:
 
 
 def _on_exit_graph(kedro_project: Any, name: str) -> PipelineGraph:
+    """The on-exit pipeline's graph; an unknown name is reported at the file and line that set it."""
+    from .config import locate_key
+
     try:
         return kedro_project.graph(name)  # type: ignore[no-any-return]
     except ConfigError as err:
-        raise ConfigError(
-            [Problem("vertexai.yml", "run_config.on_exit_pipeline", p.message) for p in err.problems]
-        ) from None
+        key = "run_config.on_exit_pipeline"
+        file, line = locate_key(kedro_project.config_sources(), key)
+        raise ConfigError([Problem(file, key, p.message, line) for p in err.problems]) from None

@@ -25,26 +25,39 @@ from pydantic import (
     model_validator,
 )
 
+from . import rules
 from .errors import ConfigError, Problem
 
-CPU_PATTERN = re.compile(r"^([0-9]*[.])?[0-9]+m?$")
-MEMORY_PATTERN = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
-DURATION_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)?s$")
 ACCELERATOR_SELECTOR = "cloud.google.com/gke-accelerator"
 DEFAULT_KEY = "__default__"
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+_NONE_WORDS = {"none", "null", "~", ""}
 
-# Keys of kedro-vertexai 0.x that no longer mean anything, with how to migrate. Warned about, then dropped.
+# Keys of kedro-vertexai's formats that mean nothing here, with what they did there and how to migrate.
+# Warned about (file and line), then dropped.
 DEPRECATED_KEYS: dict[tuple[str, ...], str] = {
-    ("run_config", "image_pull_policy"): "Vertex AI always pulls the image; pin it by digest instead "
-    "(kedro-vertex-ci build does). Remove the key.",
-    ("run_config", "ttl"): "Vertex AI keeps no Argo workflow to expire; remove the key.",
-    ("run_config", "vertex_ai_networking"): "renamed: move its 'vpc' and 'host_aliases' under "
-    "run_config.network.",
-    ("on_exit_pipeline",): "belongs under run_config: move it to run_config.on_exit_pipeline.",
-    ("run_config", "max_cache_staleness"): "not supported by Vertex AI Pipelines; use run_config.caching.",
-    ("run_config", "store_kedro_outputs_as_kfp_artifacts"): "not needed: intermediate data goes under the "
-    "pipeline root; remove the key.",
-    ("run_config", "node_merge_strategy"): "replaced by run_config.grouping (cls: auto fuses chains).",
+    ("run_config", "image_pull_policy"): "a kedro-vertexai 0.x key (Kubeflow's pull policy): Vertex AI "
+    "always pulls the image; pin it by digest instead (kedro-vertex-ci build does). Remove the key.",
+    ("run_config", "ttl"): "a kedro-vertexai 1.0 key (seconds to keep the Argo workflow, its pods and volume "
+    "after a run) that Vertex AI never used: nothing replaces it, since Vertex AI keeps no such workflow; "
+    "to expire intermediate data, set a lifecycle rule on the pipeline root's bucket. Remove the key.",
+    ("run_config", "volume"): "a kedro-vertexai 0.x key (a volume shared by the steps), ignored by 1.0: "
+    "steps hand data over through the pipeline root on Cloud Storage. Remove the key.",
+    ("run_config", "vertex_ai_networking"): "a kedro-vertexai 0.x key, renamed: move its 'vpc' and "
+    "'host_aliases' under run_config.network.",
+    ("on_exit_pipeline",): "a kedro-vertexai 0.x place for the key: move it to run_config.on_exit_pipeline.",
+    ("run_config", "max_cache_staleness"): "a kedro-vertexai 0.x key not supported by Vertex AI Pipelines; "
+    "use run_config.caching.",
+    ("run_config", "store_kedro_outputs_as_kfp_artifacts"): "a kedro-vertexai 0.x key, renamed: use "
+    "run_config.artifacts (catalog datasets as output artifacts in Vertex ML Metadata).",
+    ("run_config", "node_merge_strategy"): "a kedro-vertexai 0.x key, replaced by run_config.grouping "
+    "(cls: auto fuses chains).",
+}
+
+# Unknown keys users bring from older docs, with what to write instead.
+RENAMED_KEYS: dict[str, str] = {
+    "nvidia.com/gpu": "kedro-vertexai 0.7's Kubernetes resource name: use `gpu: N` (with `accelerator` or "
+    "node_selectors for the type) instead",
 }
 
 
@@ -54,11 +67,16 @@ class _Model(BaseModel):
 
 def _as_str(value: Any) -> Any:
     """YAML gives ``cpu: 8`` as an int; the predecessor rejected that. We take numbers as their string."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value
+    return rules.plain_number_text(value)
+
+
+def _optional(check: Any) -> Any:
+    """A field validator applying ``check`` to a value that may be None."""
+
+    def validate(cls: Any, value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return classmethod(validate)
 
 
 class HostAlias(_Model):
@@ -109,48 +127,33 @@ class ResourceConfig(_Model):
     )
     retries: int | None = Field(None, ge=0, le=10, description="How often Vertex AI retries a failed step.")
     retry_backoff: str | None = Field(None, description='Wait before the first retry, e.g. "30s".')
-    timeout: int | None = Field(None, gt=0, description="Seconds after which the step runtime fails the step.")
+    timeout: int | None = Field(
+        None, gt=0, le=rules.MAX_STEP_TIMEOUT, description="Seconds after which the step runtime fails the step."
+    )
     caching: bool | None = Field(None, description="Override run_config.caching for these steps.")
+    image: str | None = Field(
+        None,
+        description="Image for these steps instead of run_config.image, e.g. a GPU image for training. Such "
+        "nodes share a step only with nodes of the same image. Pin it by digest (IMAGE@sha256:...): the "
+        "GitHub Action builds only run_config.image and refuses an unpinned per-node image.",
+    )
 
     _coerce = field_validator("cpu", "memory", "gpu", mode="before")(_as_str)
-
-    @field_validator("cpu")
-    @classmethod
-    def _valid_cpu(cls, value: str | None) -> str | None:
-        if value is not None and not CPU_PATTERN.match(value):
-            raise ValueError(f'invalid cpu {value!r}: use a number ("2", "0.5") or millicores ("500m")')
-        return value
-
-    @field_validator("memory")
-    @classmethod
-    def _valid_memory(cls, value: str | None) -> str | None:
-        if value is not None and not MEMORY_PATTERN.match(value):
-            raise ValueError(
-                f'invalid memory {value!r}: use a whole number with a unit, e.g. "512Mi", "8Gi", "4G"'
-            )
-        return value
-
-    @field_validator("gpu")
-    @classmethod
-    def _valid_gpu(cls, value: str | None) -> str | None:
-        if value is not None and not value.isdigit():
-            raise ValueError(f"invalid gpu {value!r}: use a whole number of accelerators")
-        return value
-
-    @field_validator("retry_backoff")
-    @classmethod
-    def _valid_backoff(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION_PATTERN.match(value):
-            raise ValueError(f'invalid duration {value!r}: use seconds with an "s", e.g. "30s"')
-        return value
+    _valid_step_image = field_validator("image")(_optional(rules.check_image))
+    _valid_cpu = field_validator("cpu")(_optional(rules.check_cpu))
+    _valid_memory = field_validator("memory")(_optional(rules.check_memory))
+    _valid_gpu = field_validator("gpu")(_optional(rules.check_gpu))
+    _valid_accelerator = field_validator("accelerator")(_optional(rules.check_accelerator))
+    _valid_backoff = field_validator("retry_backoff")(_optional(rules.check_retry_backoff))
 
     @field_validator("machine_type")
     @classmethod
     def _known_machine(cls, value: str | None) -> str | None:
         if value is not None:
-            from .machines import machine_resources
+            from .machines import check_machine_size, machine_resources
 
             machine_resources(value)
+            check_machine_size(value)
         return value
 
 
@@ -177,6 +180,8 @@ class DynamicConfigProvider(_Model):
     cls: str = Field(description="Class path of a kedro_vertex_ci.dynamic_config.DynamicConfigProvider.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the provider.")
 
+    _valid_cls = field_validator("cls")(classmethod(lambda cls, value: rules.check_class_path(value)))
+
 
 class MlflowConfig(_Model):
     """MLflow integration with kedro-mlflow in the project: one MLflow run per pipeline job (docs/mlflow.md)."""
@@ -196,14 +201,17 @@ class ScheduleConfig(_Model):
     start_time: str | None = Field(None, description="RFC 3339 start; a past start backfills missed runs.")
     end_time: str | None = Field(None, description="RFC 3339 end.")
     allow_queueing: bool = Field(False, description="Queue runs when max_concurrent_run_count is reached.")
-    max_run_count: int | None = Field(None, gt=0, description="Stop after this many runs (none: unlimited).")
-    max_concurrent_run_count: int = Field(1, gt=0, description="Runs allowed at the same time.")
+    max_run_count: int | None = Field(
+        None, gt=0, le=rules.INT64_MAX, description="Stop after this many runs (none: unlimited)."
+    )
+    max_concurrent_run_count: int = Field(1, gt=0, le=rules.INT64_MAX, description="Runs allowed at the same time.")
 
-    @field_validator("max_run_count", mode="before")
+    @field_validator("max_run_count", "start_time", "end_time", mode="before")
     @classmethod
     def _none_word(cls, value: Any) -> Any:
-        # The predecessor's template writes `max_run_count: none`, which YAML reads as the string "none".
-        return None if isinstance(value, str) and value.strip().lower() in {"none", "null", ""} else value
+        # kedro-vertexai 1.0's template writes `max_run_count: none` and `start_time: none`, which YAML
+        # reads as the string "none": it means "not set" there.
+        return None if isinstance(value, str) and value.strip().lower() in _NONE_WORDS else value
 
     @field_validator("cron_expression")
     @classmethod
@@ -216,12 +224,18 @@ class ScheduleConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from .cron import validate_timezone
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Warsaw)") from err
+        return validate_timezone(value)
+
+    @field_validator("start_time", "end_time", mode="before")
+    @classmethod
+    def _time_text(cls, value: Any) -> Any:
+        # An unquoted 2026-01-31T03:00:00Z is a YAML timestamp: take it as the time it names.
+        from datetime import datetime
+
+        if isinstance(value, datetime):
+            return value.isoformat().replace("+00:00", "Z")
         return value
 
     @field_validator("start_time", "end_time")
@@ -230,11 +244,24 @@ class ScheduleConfig(_Model):
         if value is not None:
             from datetime import datetime
 
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            if not value.isascii() or not _RFC3339.match(value):
+                raise ValueError(f"invalid RFC 3339 time {shown!r}, e.g. 2026-01-31T03:00:00Z")
             try:
-                datetime.fromisoformat(value.replace("Z", "+00:00"))
+                datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
             except ValueError as err:
-                raise ValueError(f"invalid RFC 3339 time {value!r}, e.g. 2026-01-31T03:00:00Z") from err
+                raise ValueError(f"invalid RFC 3339 time {shown!r}: {err}") from None
         return value
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> ScheduleConfig:
+        from datetime import datetime
+
+        if self.start_time and self.end_time:
+            start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (self.start_time, self.end_time))
+            if end <= start:
+                raise ValueError(f"end_time {self.end_time} is not after start_time {self.start_time}")
+        return self
 
 
 class BuildConfig(_Model):
@@ -247,8 +274,14 @@ class BuildConfig(_Model):
     region: str | None = Field(None, description="Cloud Build region (regional builds); default: global.")
     dockerfile: str = Field("Dockerfile", description="Dockerfile path in the project.")
     machine_type: str | None = Field(None, description="Cloud Build machine type, e.g. E2_HIGHCPU_8.")
-    timeout: int = Field(1200, gt=0, description="Build timeout in seconds.")
+    timeout: int = Field(1200, gt=0, le=rules.MAX_BUILD_TIMEOUT, description="Build timeout in seconds (at most 24 h).")
     service_account: str | None = Field(None, description="Service account the build runs as.")
+
+    _valid_image = field_validator("image")(_optional(lambda v: rules.check_image(v, allow_tag=False)))
+    _valid_bucket = field_validator("staging_bucket")(_optional(lambda v: rules.check_bucket(v.removeprefix("gs://"))))
+    _valid_region = field_validator("region")(_optional(lambda v: rules.check_region(v, allow_global=True)))
+    _valid_machine = field_validator("machine_type")(_optional(rules.check_build_machine))
+    _valid_account = field_validator("service_account")(_optional(rules.check_service_account))
 
 
 class Endpoints(_Model):
@@ -260,6 +293,10 @@ class Endpoints(_Model):
     sts: str | None = Field(None, description="Security Token Service (Workload Identity Federation).")
     iamcredentials: str | None = Field(None, description="IAM Credentials API (impersonation).")
     artifactregistry: str | None = Field(None, description="Artifact Registry API (is this commit built yet?).")
+
+    _valid_urls = field_validator("vertex", "cloudbuild", "storage", "sts", "iamcredentials", "artifactregistry")(
+        _optional(rules.check_endpoint)
+    )
 
 
 class RunConfig(_Model):
@@ -282,6 +319,12 @@ class RunConfig(_Model):
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="VPC and host aliases.")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels on every run (lowercase keys).")
     caching: bool = Field(True, description="Let Vertex AI reuse results of identical steps.")
+    artifacts: bool = Field(
+        False,
+        description="Declare the catalog datasets each step writes as output artifacts (system.Dataset, URI = "
+        "the catalog's own path), so lineage shows in Vertex ML Metadata. Steps on a machine_type "
+        "(CustomJob) declare none.",
+    )
     resources: dict[str, ResourceConfig] = Field(
         default_factory=dict,
         description="Per __default__, tag, node name or group name; later wins in that order.",
@@ -311,16 +354,14 @@ class RunConfig(_Model):
     def _valid_labels(cls, value: dict[str, str]) -> dict[str, str]:
         from .names import validate_label
 
+        if len(value) > rules.MAX_LABELS:
+            raise ValueError(f"{len(value)} labels; Vertex AI allows at most {rules.MAX_LABELS}")
         for key, val in value.items():
             validate_label(key, val)
         return value
 
-    @field_validator("image")
-    @classmethod
-    def _valid_image(cls, value: str) -> str:
-        if not value.strip() or any(c.isspace() for c in value):
-            raise ValueError(f"invalid image reference {value!r}")
-        return value
+    _valid_image = field_validator("image")(classmethod(lambda cls, value: rules.check_image(value)))
+    _valid_account = field_validator("service_account")(_optional(rules.check_service_account))
 
     @field_validator("root")
     @classmethod
@@ -330,12 +371,24 @@ class RunConfig(_Model):
         if value.startswith("s3://") and info.data.get("target", "vertex") == "vertex":
             raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) for Vertex AI, got "
                              f"{value!r} (s3:// roots need run_config.target: kfp)")
-        if value.startswith(("gs://", "s3://")):
+        if value.startswith("s3://"):
             return value.rstrip("/")
-        if "://" in value:
+        if value.startswith("gs://"):
+            root = value.rstrip("/")
+        elif "://" in value:
             raise ValueError(f"pipeline root must be on Cloud Storage (gs://bucket/path) or, with target kfp, "
                              f"S3/MinIO (s3://bucket/path), got {value!r}")
-        return "gs://" + value.strip("/")
+        else:
+            root = "gs://" + value.strip("/")
+        return rules.check_gcs_path(root)
+
+    @field_validator("node_selectors")
+    @classmethod
+    def _valid_accelerators(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for selectors in value.values():
+            if ACCELERATOR_SELECTOR in selectors:
+                rules.check_accelerator(selectors[ACCELERATOR_SELECTOR])
+        return value
 
     def schedule_for(self, pipeline: str) -> ScheduleConfig | None:
         """The pipeline's own schedule, else ``default_schedule``, else None: nothing is scheduled unasked."""
@@ -421,34 +474,13 @@ class ParsedConfig:
     warnings: tuple[str, ...]
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path in a YAML document to its 1-based line (lists index as '0', '1', …)."""
-    lines: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
-    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                child = (*path, str(key_node.value))
-                lines[child] = key_node.start_mark.line + 1
-                stack.append((value_node, child))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                child = (*path, str(index))
-                lines[child] = item.start_mark.line + 1
-                stack.append((item, child))
-    return lines
-
-
 class _Locator:
     """Finds the file and line that set a key path, preferring the most specific environment."""
 
     def __init__(self, sources: Sequence[ConfigSource]):
-        self._sources = [(s.path, _key_lines(s.text)) for s in sources]
+        from .yaml_guard import key_lines
+
+        self._sources = [(s.path, key_lines(s.text)) for s in sources]
 
     def locate(self, path: tuple[str, ...]) -> tuple[str, int | None]:
         for probe in (path[:n] for n in range(len(path), 0, -1)):
@@ -509,7 +541,7 @@ def _strip_deprecated(raw: dict[str, Any], locator: _Locator) -> list[str]:
             value = parent.pop(path[-1])
             file, line = locator.locate(path)
             where = f"{file}:{line}" if line else file
-            warnings.append(f"{where}: {'.'.join(path)} is a kedro-vertexai 0.x key: {advice}")
+            warnings.append(f"{where}: {'.'.join(path)} is {advice}")
             _migrate(raw, path, value)
     return warnings
 
@@ -527,6 +559,8 @@ def _migrate(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
                     network[key] = value[key]
     elif path == ("on_exit_pipeline",) and "on_exit_pipeline" not in run_config:
         run_config["on_exit_pipeline"] = value
+    elif path == ("run_config", "store_kedro_outputs_as_kfp_artifacts") and "artifacts" not in run_config:
+        run_config["artifacts"] = value
 
 
 def _problem_for(error: Any, locator: _Locator) -> Problem:
@@ -535,6 +569,8 @@ def _problem_for(error: Any, locator: _Locator) -> Problem:
     key = ".".join(loc)
     kind = error["type"]
     if kind == "extra_forbidden":
+        if loc[-1] in RENAMED_KEYS:
+            return Problem(file, key, f"unknown key: {RENAMED_KEYS[loc[-1]]}", line)
         model = _model_at(loc[:-1])
         hint = _did_you_mean(loc[-1], _allowed_keys(model)) if model else ""
         return Problem(file, key, f"unknown key{hint}", line)
@@ -543,8 +579,56 @@ def _problem_for(error: Any, locator: _Locator) -> Problem:
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
     if "input_value" in error.get("ctx", {}) or kind.endswith("_type") or kind.endswith("_parsing"):
-        message = f"{message} (got {error.get('input')!r})"
+        message = f"{message} (got {_shown(error.get('input'))})"
     return Problem(file, key, message, line)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _invisible_characters(data: Any, locator: _Locator) -> list[Problem]:
+    """Control and invisible characters anywhere in keys or values (descriptions may break lines)."""
+    problems: list[Problem] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                found = rules.invisible_character(key)
+                if found:
+                    problems.append(_located(locator, (*path, key), f"key contains an invisible or control character ({found})"))
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, str(i))) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            free_text = bool(path) and path[-1] in _FREE_TEXT_KEYS
+            found = rules.invisible_character(value, allow_line_breaks=free_text)
+            if found:
+                problems.append(_located(locator, path, f"contains an invisible or control character ({found}); {rules.RULES['text']}"))
+    return problems
+
+
+_FREE_TEXT_KEYS = {"description", "experiment_description"}
+
+
+def _google_project_problems(config: PluginConfig, locator: _Locator) -> list[Problem]:
+    """project_id and region in Google's shapes when the pipeline goes to Vertex AI (a kfp target needs neither)."""
+    if config.run_config.target != "vertex":
+        return []
+    problems = []
+    for key, check in (("project_id", rules.check_project_id), ("region", rules.check_region)):
+        try:
+            check(getattr(config, key))
+        except ValueError as err:
+            problems.append(_located(locator, (key,), str(err)))
+    return problems
+
+
+def _located(locator: _Locator, path: tuple[str, ...], message: str) -> Problem:
+    file, line = locator.locate(path)
+    return Problem(file, ".".join(path), message, line)
 
 
 def parse_config(raw: Mapping[str, Any], sources: Sequence[ConfigSource] = ()) -> ParsedConfig:
@@ -554,12 +638,18 @@ def parse_config(raw: Mapping[str, Any], sources: Sequence[ConfigSource] = ()) -
     if not isinstance(data, dict):
         file, _ = locator.locate(())
         raise ConfigError([Problem(file, "", "must be a mapping of keys (project_id, region, run_config)")])
+    invisible = _invisible_characters(data, locator)
+    if invisible:
+        raise ConfigError(sorted(invisible, key=lambda p: (p.file, p.line or 0, p.key)))
     warnings = _strip_deprecated(data, locator)
     try:
         config = PluginConfig.model_validate(data)
     except ValidationError as err:
         problems = [_problem_for(e, locator) for e in err.errors()]
         raise ConfigError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.key))) from None
+    google = _google_project_problems(config, locator)
+    if google:
+        raise ConfigError(google)
     return ParsedConfig(config=config, warnings=tuple(warnings))
 
 
@@ -574,14 +664,15 @@ def _plain(value: Any) -> Any:
 
 def load_config_file(path: Path) -> ParsedConfig:
     """Parse one vertexai.yml on its own (no Kedro environments): for tools and tests."""
-    text = path.read_text(encoding="utf-8")
+    from .yaml_guard import read_document
+
     try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError([Problem(str(path), "", f"not valid YAML: {getattr(err, 'problem', err)}", line)]) from None
-    return parse_config(raw, [ConfigSource(path, text)])
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError([Problem(str(path), "", f"cannot read the file: {err.strerror or err}")]) from None
+    document = read_document(str(path), data)
+    raw = yaml.safe_load(document.text) or {}
+    return parse_config(raw, [ConfigSource(path, document.text)])
 
 
 GroupingName = Literal["identity", "tag", "auto"]

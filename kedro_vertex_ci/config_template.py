@@ -43,6 +43,9 @@ run_config:
   # Let Vertex AI reuse results of identical steps.
   caching: true
 
+  # Declare the catalog datasets each step writes as output artifacts (lineage in Vertex ML Metadata).
+  artifacts: false
+
   # Networking of the steps.
   network:
     # vpc: projects/PROJECT_NUMBER/global/networks/my-vpc
@@ -81,6 +84,7 @@ run_config:
     #   retry_backoff: 60s
     #   timeout: 3600
     #   caching: false
+    #   image: europe-docker.pkg.dev/PROJECT/REPO/gpu@sha256:...  # this step's own image (pin by digest)
 
   # Accelerator type per tag/node/group (kedro-vertexai style); `accelerator:` above does the same.
   node_selectors: {{}}

@@ -14,6 +14,27 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("day of week", 0, 7, _DAYS),
 )
 _TZ_PREFIX = re.compile(r"^(CRON_TZ|TZ)=(\S+)\s+")
+_NUMBER = re.compile(r"^[0-9]{1,4}$", re.ASCII)  # str.isdigit() also takes "²" and "٣", which int() refuses
+_TIMEZONE = re.compile(r"^[A-Za-z0-9_+-]{1,64}(?:/[A-Za-z0-9_+-]{1,64}){0,3}$", re.ASCII)
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone, else raise ValueError (never an OSError).
+
+    ``ZoneInfo`` opens a file named after the key: a folder of tzdata (``Europe``) raises IsADirectoryError
+    and an over-long name OSError, so the shape is checked first and any failure to load is "unknown".
+    """
+    if _TIMEZONE.match(name) and ".." not in name:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(name)
+        except Exception:  # ZoneInfoNotFoundError, IsADirectoryError, ValueError, UnicodeError …
+            pass
+        else:
+            return name
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    raise ValueError(f"unknown time zone {shown!r} (use an IANA name like Europe/Warsaw)")
 
 
 def split_timezone(expression: str) -> tuple[str | None, str]:
@@ -25,9 +46,9 @@ def split_timezone(expression: str) -> tuple[str | None, str]:
 
 
 def _value(token: str, low: int, high: int, names: dict[str, int], field: str) -> int:
-    number = names.get(token.upper()) if names else None
+    number = names.get(token.upper()) if names and token.isascii() else None
     if number is None:
-        if not token.isdigit():
+        if not _NUMBER.match(token):
             raise ValueError(f"{field}: {token!r} is not a number")
         number = int(token)
     if not low <= number <= high:
@@ -38,7 +59,7 @@ def _value(token: str, low: int, high: int, names: dict[str, int], field: str) -
 def _check_field(text: str, field: str, low: int, high: int, names: dict[str, int]) -> None:
     for part in text.split(","):
         base, _, step = part.partition("/")
-        if step and (not step.isdigit() or int(step) == 0):
+        if step and (not _NUMBER.match(step) or int(step) == 0):
             raise ValueError(f"{field}: step {step!r} must be a positive number")
         if base == "*":
             continue
@@ -52,14 +73,14 @@ def _check_field(text: str, field: str, low: int, high: int, names: dict[str, in
 
 def validate_cron(expression: str) -> str:
     """Return the expression if it is valid unix cron (5 fields), else raise ValueError saying which field."""
+    if not re.fullmatch(r"[ -~]*", expression):
+        raise ValueError(f"cron {expression!r} holds characters other than printable ASCII and spaces")
     tz, body = split_timezone(expression)
     if tz is not None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown time zone {tz!r} in cron {expression!r}") from err
+            validate_timezone(tz)
+        except ValueError as err:
+            raise ValueError(f"{err} in the cron's TZ= prefix") from None
     fields = body.split()
     if len(fields) != 5:
         raise ValueError(

@@ -11,7 +11,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .config import DEPRECATED_KEYS, PluginConfig
+from .config import DEPRECATED_KEYS, RENAMED_KEYS, PluginConfig
+from .rules import RULES
+from .yaml_guard import MAX_BYTES, MAX_DEPTH, MAX_NODES
 
 _HEADER = """\
 # Configuration reference: `conf/<env>/vertexai.yml`
@@ -21,8 +23,9 @@ file is stale). The file is read through Kedro's own config loader, so `conf/<en
 `conf/base/vertexai.yml` key by key, and OmegaConf interpolation works as in the rest of `conf/`.
 
 Every key of kedro-vertexai 1.0's format is accepted. Unknown keys are errors (with a "did you mean"),
-numbers are accepted where strings are expected (`cpu: 8`, `gpu: 1`), and each problem is reported with its
-file, key path and line, exit code 2. `kedro-vertex-ci init PROJECT_ID REGION` writes a file with every
+numbers are accepted where strings are expected (`cpu: 8`, `gpu: 1`), `none` means "not set" where a key is
+optional, and each problem is reported with its file, key path and line, exit code 2 (see
+[Validation rules](#validation-rules)). `kedro-vertex-ci init PROJECT_ID REGION` writes a file with every
 option present and commented.
 """
 
@@ -85,11 +88,34 @@ def render() -> str:
         for name, field in model.model_fields.items():
             description = (field.description or "").replace("|", "\\|")
             parts.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
-    parts.append("\n## Keys from kedro-vertexai 0.x\n\nAccepted with a warning that says how to migrate:\n")
-    parts.append("| key | what to do |\n| --- | --- |")
+    parts.append(_rules_section())
+    parts.append("\n## Keys from kedro-vertexai 0.x and 1.0\n\nAccepted with a warning that says what they did and how to migrate:\n")
+    parts.append("| key | what it was, what to do |\n| --- | --- |")
     for path, advice in DEPRECATED_KEYS.items():
         parts.append(f"| `{'.'.join(path)}` | {advice} |")
+    parts.append("\nRefused with a pointer to the key that replaces them:\n")
+    parts.append("| key | what to write instead |\n| --- | --- |")
+    for key, advice in RENAMED_KEYS.items():
+        parts.append(f"| `{key}` | {advice} |")
     return "\n".join(parts) + "\n"
+
+
+def _rules_section() -> str:
+    lines = [
+        "\n## Validation rules\n",
+        "Checked when the config is loaded (before anything is compiled, built or submitted), so a value Vertex AI,",
+        "Cloud Storage or Cloud Build would refuse later is an error now, with its file, key and line. The limits",
+        "follow Google's documented naming rules and quotas.\n",
+        "The file itself: UTF-8, at most "
+        f"{MAX_BYTES:,} bytes, nested at most {MAX_DEPTH} levels and at most {MAX_NODES:,} values once YAML "
+        "aliases are expanded; no alias may contain itself, no key may appear twice in one mapping, explicit "
+        "tags must construct (`!!bool maybe` does not), and only the files Kedro's loader reads "
+        "(`vertexai*.yml`/`.yaml`/`.json`, not hidden) are looked at: a `vertexai.yml.bak` beside them is ignored. "
+        "Two files of one environment folder may not set the same top-level key (Kedro's rule).\n",
+        "| what | rule |\n| --- | --- |",
+    ]
+    lines += ["| {} | {} |".format(name, rule.replace("|", "\\|")) for name, rule in RULES.items()]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

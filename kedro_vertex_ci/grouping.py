@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from .autogroup import UnitGraph
 from .costmodel import COST_PARAMS, CostParams, node_seconds
 from .errors import GroupingError, Problem
-from .model import DatasetKind, NodeInfo, PipelineGraph, Step
+from .model import DatasetKind, NodeInfo, PipelineGraph, Step, strip_transcoding
 
 STRATEGIES = ("identity", "tag", "auto")
 PREDECESSOR_CLASSES = {
@@ -119,18 +119,18 @@ class _NodeIndex:
     nodes: Mapping[str, NodeInfo]
     order: tuple[str, ...]  # topological, ties broken by name: independent of the input order
     position: Mapping[str, int]  # node -> index in ``order``
-    producer: Mapping[str, str]  # dataset -> the node writing it
-    consumers: Mapping[str, tuple[str, ...]]  # dataset -> nodes reading it
+    producer: Mapping[str, str]  # dataset (transcoding suffix stripped) -> the node writing it
+    consumers: Mapping[str, tuple[str, ...]]  # dataset (transcoding suffix stripped) -> nodes reading it
     preds: Mapping[str, frozenset[str]]
     succs: Mapping[str, frozenset[str]]
-    exit_reads: frozenset[str]  # datasets the on-exit pipeline reads
+    exit_reads: frozenset[str]  # datasets the on-exit pipeline reads (transcoding suffix stripped)
 
     @classmethod
     def build(cls, graph: PipelineGraph, on_exit_nodes: frozenset[str]) -> _NodeIndex:
         nodes = {n.name: n for n in graph.nodes if n.name not in on_exit_nodes}
         producer: dict[str, str] = {}
         for node in nodes.values():
-            for dataset in node.outputs:
+            for dataset in map(strip_transcoding, node.outputs):
                 if dataset in producer:
                     message = (
                         f"dataset '{dataset}' is written by two nodes: '{producer[dataset]}', '{node.name}'"
@@ -141,13 +141,15 @@ class _NodeIndex:
         preds: dict[str, set[str]] = {name: set() for name in nodes}
         succs: dict[str, set[str]] = {name: set() for name in nodes}
         for node in nodes.values():
-            for dataset in node.inputs:
+            for dataset in map(strip_transcoding, node.inputs):
                 consumers.setdefault(dataset, []).append(node.name)
                 source = producer.get(dataset)
                 if source is not None and source != node.name:
                     preds[node.name].add(source)
                     succs[source].add(node.name)
-        exit_reads = frozenset(d for n in graph.nodes if n.name in on_exit_nodes for d in n.inputs)
+        exit_reads = frozenset(
+            strip_transcoding(d) for n in graph.nodes if n.name in on_exit_nodes for d in n.inputs
+        )
         order = _toposort({name: preds[name] for name in nodes}, _node_cycle_error)
         return cls(
             graph=graph,
@@ -163,6 +165,10 @@ class _NodeIndex:
 
     def is_intermediate(self, dataset: str) -> bool:
         return self.graph.kind(dataset) is DatasetKind.INTERMEDIATE
+
+    def producer_of(self, dataset: str) -> str | None:
+        """The node writing ``dataset`` under any transcoding suffix, or None for a pipeline input."""
+        return self.producer.get(strip_transcoding(dataset))
 
     def ordered(self, names: Iterable[str]) -> list[str]:
         return sorted(names, key=self.position.__getitem__)
@@ -303,13 +309,6 @@ def _merged(parts: Sequence[_Group], index: _NodeIndex) -> _Group:
     return _auto((n for part in parts for n in part.members), index)
 
 
-def _mask(names: Iterable[str], bit: Mapping[str, int]) -> int:
-    mask = 0
-    for name in names:
-        mask |= bit[name]
-    return mask
-
-
 def _looks_like_class_path(strategy: str) -> bool:
     return re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", strategy) is not None
 
@@ -419,7 +418,7 @@ def _group_cycle_error(cycle: Sequence[_Group], index: _NodeIndex) -> GroupingEr
 def _link(upstream: _Group, downstream: _Group, index: _NodeIndex) -> tuple[str, str, str]:
     for reader in sorted(downstream.members):
         for dataset in index.nodes[reader].inputs:
-            writer = index.producer.get(dataset)
+            writer = index.producer_of(dataset)
             if writer in upstream.members:
                 return writer, dataset, reader
     raise AssertionError("cycle hop without a dataset")  # graphlib only reports existing edges
@@ -461,14 +460,13 @@ def _step(
         d
         for info in infos
         for d in info.inputs
-        if index.is_intermediate(d) and d in index.producer and group_of[index.producer[d]] != i
+        if index.is_intermediate(d) and _produced_outside(index.producer_of(d), i, group_of)
     }
     writes = {
         d
         for info in infos
         for d in info.outputs
-        if index.is_intermediate(d)
-        and (d in index.exit_reads or any(group_of[c] != i for c in index.consumers.get(d, ())))
+        if index.is_intermediate(d) and _read_outside(strip_transcoding(d), i, group_of, index)
     }
     return Step(
         name=names[i],
@@ -480,6 +478,15 @@ def _step(
         tags=frozenset(t for info in infos for t in info.tags),
         parameters=_parameter_keys(infos, index.graph.parameters),
     )
+
+
+def _produced_outside(producer: str | None, group: int, group_of: Mapping[str, int]) -> bool:
+    return producer is not None and group_of[producer] != group
+
+
+def _read_outside(dataset: str, group: int, group_of: Mapping[str, int], index: _NodeIndex) -> bool:
+    """``dataset`` (suffix stripped) is read by another step or by the on-exit pipeline."""
+    return dataset in index.exit_reads or any(group_of[c] != group for c in index.consumers.get(dataset, ()))
 
 
 def _parameter_keys(infos: Iterable[NodeInfo], parameters: Mapping[str, Any]) -> tuple[str, ...]:

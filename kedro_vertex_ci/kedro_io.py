@@ -20,6 +20,7 @@ from typing import Any
 from .config import ConfigSource
 from .errors import ConfigError, Problem, ProjectError
 from .model import DatasetKind, NodeInfo, PipelineGraph
+from .yaml_guard import YamlDocument
 
 VERTEXAI_PATTERNS = ["vertexai*", "vertexai*/**", "**/vertexai*"]
 _MEMORY_TYPES = {"MemoryDataset", "SharedMemoryDataset"}
@@ -85,7 +86,6 @@ class KedroProject:
     """
 
     def __init__(self, info: ProjectInfo, env: str | None):
-        from kedro.framework.hooks import _create_hook_manager
         from kedro.framework.project import settings
 
         from .runtime import resolvers
@@ -93,25 +93,51 @@ class KedroProject:
         resolvers.register()
         self.info = info
         self._settings = settings
+        self._catalog: Any = None  # built on first use: the config loader re-reads catalog files each time
         loader_args = dict(getattr(settings, "CONFIG_LOADER_ARGS", {}) or {})
         self.base_env: str = loader_args.get("base_env") or "base"
         self.env: str = env or loader_args.get("default_run_env") or "local"
         self.requested_env = env
+        self._documents: list[YamlDocument] | None = None
         if env is not None:
             self._check_env_exists(env)
+        self._loader_args = loader_args
+        self._hook_manager = _compile_hook_manager()
+        self.set_runtime_params(None)
+
+    def set_runtime_params(self, runtime_params: dict[str, Any] | None) -> None:
+        """(Re)build the context with the values ``${runtime_params:…}`` resolves to, as ``kedro run --params``."""
+        settings, info, env = self._settings, self.info, self.requested_env
+        extra = {"runtime_params": runtime_params} if runtime_params else {}
+        self._catalog = None  # the catalog config may use ${runtime_params:...} too
         try:
             config_loader = settings.CONFIG_LOADER_CLASS(
-                conf_source=str(info.path / settings.CONF_SOURCE), env=env, **loader_args
+                conf_source=str(info.path / settings.CONF_SOURCE), env=env, **self._loader_args, **extra
             )
             self._context = settings.CONTEXT_CLASS(
                 package_name=info.package_name,
                 project_path=info.path,
                 config_loader=config_loader,
                 env=env,
-                hook_manager=_create_hook_manager(),
+                hook_manager=self._hook_manager,
+                **extra,
             )
         except Exception as err:
             raise ProjectError(f"cannot load the Kedro project {info.path} (env {env!r}): {err}") from err
+
+    def runtime_param_refs(self) -> list[Any]:
+        """Every ``${runtime_params:…}`` in the run environment's and the base environment's config files."""
+        from .params import runtime_param_refs
+
+        refs = []
+        for env in dict.fromkeys((self.env, self.base_env)):
+            folder = self.conf_root / env
+            for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+                if path.suffix in (".yml", ".yaml", ".json") and path.is_file():
+                    text = path.read_text(encoding="utf-8", errors="replace")
+                    if "runtime_params:" in text:
+                        refs.extend(runtime_param_refs(text, str(path)))
+        return refs
 
     def close(self) -> None:
         """Nothing to release: no session was opened."""
@@ -134,14 +160,35 @@ class KedroProject:
         return self.info.path / getattr(self._settings, "CONF_SOURCE", "conf")
 
     def config_sources(self) -> list[ConfigSource]:
-        """The vertexai files that feed the merged config, the run environment's first."""
-        sources = []
-        for env in (self.env, self.base_env):
-            folder = self.conf_root / env
-            for path in sorted(folder.glob("vertexai*")) + sorted(folder.glob("vertexai*/**/*.y*ml")):
-                if path.is_file():
-                    sources.append(ConfigSource(path, path.read_text(encoding="utf-8")))
-        return sources
+        """The vertexai files the config loader reads, the run environment's first (checked, see config_raw)."""
+        return [ConfigSource(Path(d.path), d.text) for d in self._config_documents()]
+
+    def _config_documents(self) -> list[YamlDocument]:
+        """Each file Kedro's loader will read for ``vertexai``, read once and checked by ``yaml_guard``.
+
+        Only those files: a ``vertexai.yml.bak`` or a binary ``vertexai.pkl`` beside them is none of ours.
+        """
+        if self._documents is None:
+            from .yaml_guard import read_document
+
+            documents = []
+            loader = self._context.config_loader
+            for env in self._env_order():
+                in_env = []
+                for path in _loaded_config_files(loader, self.conf_root, env):
+                    try:
+                        data = path.read_bytes()
+                    except OSError as err:
+                        problem = Problem(str(path), "", f"cannot read the file: {err.strerror or err}")
+                        raise ConfigError([problem]) from None
+                    in_env.append(read_document(str(path), data))
+                _check_duplicates_across_files(in_env)
+                documents += in_env
+            self._documents = documents
+        return self._documents
+
+    def _env_order(self) -> list[str]:
+        return [self.env] if self.env == self.base_env else [self.env, self.base_env]
 
     def config_raw(self) -> dict[str, Any]:
         """``vertexai.yml`` merged across environments by the project's own config loader."""
@@ -151,6 +198,7 @@ class KedroProject:
         patterns = getattr(loader, "config_patterns", None)
         if isinstance(patterns, dict):
             patterns.setdefault("vertexai", VERTEXAI_PATTERNS)
+        documents = self._config_documents()
         try:
             raw = loader["vertexai"]
         except MissingConfigException as err:
@@ -163,11 +211,12 @@ class KedroProject:
                     )
                 ]
             ) from err
-        except Exception as err:  # a YAML or interpolation error inside the user's file
-            raise ConfigError(
-                [Problem(str(self.conf_root), "vertexai", f"cannot read the config: {err}")]
-            ) from err
-        return dict(raw or {})
+        except (Exception, RecursionError) as err:  # interpolation, or anything the checks above missed
+            raise ConfigError([_loader_problem(err, documents, self.conf_root)]) from None
+        try:
+            return _plain_dict(raw)
+        except (Exception, RecursionError) as err:  # an interpolation resolved only when read
+            raise ConfigError([_loader_problem(err, documents, self.conf_root)]) from None
 
     def _catalog_without_parameters(self) -> Any:
         """The project's catalog as ``context.catalog`` builds it, minus feeding it the parameters.
@@ -180,11 +229,16 @@ class KedroProject:
             conf_catalog = config_loader["catalog"]
         except Exception:  # MissingConfigException: a project may have no catalog at all
             conf_catalog = {}
-        credentials = _CompileCredentials(self._context._get_config_credentials())
+        credentials = _CompileCredentials(_credentials(config_loader))
         return self._settings.DATA_CATALOG_CLASS.from_config(catalog=conf_catalog, credentials=credentials)
 
     def parameters(self) -> dict[str, Any]:
-        return dict(self._context.params or {})
+        try:
+            return dict(self._context.params or {})
+        except Exception as err:  # an interpolation or a parameters file Kedro cannot read
+            if type(err).__module__.startswith(("omegaconf", "kedro")):
+                raise ConfigError([Problem(str(self.conf_root), "parameters", " ".join(str(err).split()))]) from None
+            raise
 
     def pipeline_names(self) -> list[str]:
         from kedro.framework.project import pipelines
@@ -215,11 +269,45 @@ class KedroProject:
             for n in pipeline.nodes
         )
         datasets = {d for n in nodes for d in (*n.inputs, *n.outputs)}
-        catalog = self._catalog_without_parameters()
+        if self._catalog is None:
+            self._catalog = self._catalog_without_parameters()
+        catalog = self._catalog
         kinds = {d: _dataset_kind(catalog, d) for d in sorted(datasets)}
         return PipelineGraph(
             name=pipeline_name, nodes=nodes, dataset_kinds=kinds, parameters=self.parameters()
         )
+
+
+def _compile_hook_manager() -> Any:
+    """An empty hook manager with Kedro's hook specs: compile registers no hook and runs none.
+
+    Built from public names (``kedro.framework.hooks.markers``, ``kedro.framework.hooks.specs``) rather than
+    Kedro's private ``_create_hook_manager``; the context only needs it to exist.
+    """
+    from kedro.framework.hooks import specs
+    from kedro.framework.hooks.markers import HOOK_NAMESPACE
+    from pluggy import PluginManager
+
+    manager = PluginManager(HOOK_NAMESPACE)
+    for spec in (
+        specs.NodeSpecs,
+        specs.PipelineSpecs,
+        specs.DataCatalogSpecs,
+        specs.DatasetSpecs,
+        specs.KedroContextSpecs,
+    ):
+        manager.add_hookspecs(spec)
+    return manager
+
+
+def _credentials(config_loader: Any) -> dict[str, Any]:
+    """``credentials*`` as the project's config loader merges them; none is no error (as in Kedro)."""
+    from kedro.config import MissingConfigException
+
+    try:
+        return dict(config_loader["credentials"] or {})
+    except MissingConfigException:
+        return {}
 
 
 class _CompileCredentials(dict):  # type: ignore[type-arg]
@@ -234,6 +322,82 @@ class _CompileCredentials(dict):  # type: ignore[type-arg]
 
     def __bool__(self) -> bool:  # Kedro replaces a falsy credentials mapping by a plain {}
         return True
+
+
+_CONFIG_SUFFIXES = {".yml", ".yaml", ".json"}
+
+
+def _loaded_config_files(loader: Any, conf_root: Path, env: str) -> list[Path]:
+    """The local files a Kedro config loader reads for ``vertexai`` in one environment folder.
+
+    Asked of the loader itself where it can tell (OmegaConfigLoader: its patterns, its hidden-file rule,
+    its yaml/yml/json suffixes), so the line locator never opens a file Kedro skipped.
+    """
+    patterns = getattr(loader, "config_patterns", {}).get("vertexai", VERTEXAI_PATTERNS)
+    is_hidden = getattr(loader, "_is_hidden", None)
+    ignore_hidden = getattr(loader, "ignore_hidden", True)
+    folder = conf_root / env
+    found: set[Path] = set()
+    for pattern in patterns:
+        found.update(folder.glob(pattern))
+        if pattern.endswith("**"):  # fsspec's "**" also yields files; pathlib's (before 3.13) only folders
+            found.update(folder.glob(pattern + "/*"))
+    files: list[Path] = []
+    for path in sorted(found):
+        hidden = is_hidden(str(path)) if callable(is_hidden) else any(
+            part.startswith(".") for part in path.relative_to(conf_root).parts
+        )
+        if path.suffix in _CONFIG_SUFFIXES and path.is_file() and not (ignore_hidden and hidden):
+            files.append(path)
+    return files
+
+
+def _top_level_keys(document: YamlDocument) -> set[tuple[str, ...]]:
+    """The keys Kedro compares between files of one folder (``_private`` keys excepted)."""
+    return {key for key in document.lines if len(key) == 1 and not key[0].startswith("_")}
+
+
+def _check_duplicates_across_files(documents: list[YamlDocument]) -> None:
+    """Kedro refuses a key set by two files of one environment folder; say which key, where (file, line)."""
+    problems = []
+    for i, first in enumerate(documents):
+        for second in documents[i + 1 :]:
+            for key in sorted(_top_level_keys(first) & _top_level_keys(second)):
+                problems.append(
+                    Problem(
+                        second.path,
+                        ".".join(key),
+                        f"also set in {first.path}:{first.lines.get(key)}; Kedro refuses the same top-level "
+                        "key in two files of one environment folder: keep it in one file",
+                        second.lines.get(key),
+                    )
+                )
+    if problems:
+        raise ConfigError(problems)
+
+
+def _plain_dict(raw: Any) -> dict[str, Any]:
+    """The loader's result as plain containers (resolving interpolations now, inside our error handling)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(raw, DictConfig):
+        raw = OmegaConf.to_container(raw, resolve=True)
+    return dict(raw or {})
+
+
+def _loader_problem(err: BaseException, documents: list[YamlDocument], conf_root: Path) -> Problem:
+    """Kedro's loader failed on files :mod:`yaml_guard` accepted: name the files, and the key if known."""
+    files = ", ".join(d.path for d in documents) or str(conf_root)
+    full_key = getattr(err, "full_key", None)  # OmegaConf errors know the key they failed on
+    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if len(message) > 300:
+        message = message[:297] + "..."
+    if full_key:
+        for document in documents:
+            line = document.lines.get(tuple(str(full_key).split(".")))
+            if line:
+                return Problem(document.path, str(full_key), f"Kedro's config loader refused it: {message}", line)
+    return Problem(files, str(full_key or ""), f"Kedro's config loader refused the config: {message}")
 
 
 def _dataset_kind(catalog: Any, name: str) -> DatasetKind:

@@ -50,7 +50,54 @@ _FAMILIES = {
     ("a2", "ultragpu"): _Family(12, 170),
     ("a3", "highgpu"): _Family(26, 234),
 }
-_PATTERN = re.compile(r"^([a-z][a-z0-9]*)-([a-z]+)-(\d+)([a-z]?)$")
+_PATTERN = re.compile(r"^([a-z][a-z0-9]*)-([a-z]+)-(\d+)([a-z]?)$", re.ASCII)
+
+_POWERS = (2, 4, 8, 16, 32, 64, 96)
+# The sizes each family comes in (Compute Engine's machine families pages): "n1-standard-7" does not exist.
+_SIZES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("n1", "standard"): (1, *_POWERS),
+    ("n1", "highmem"): _POWERS,
+    ("n1", "highcpu"): _POWERS,
+    ("n2", "standard"): (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+    ("n2", "highmem"): (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+    ("n2", "highcpu"): (2, 4, 8, 16, 32, 48, 64, 80, 96),
+    ("n2d", "standard"): (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    ("n2d", "highmem"): (2, 4, 8, 16, 32, 48, 64, 80, 96),
+    ("n2d", "highcpu"): (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    ("n4", "standard"): (2, 4, 8, 16, 32, 48, 64, 80),
+    ("n4", "highmem"): (2, 4, 8, 16, 32, 48, 64, 80),
+    ("n4", "highcpu"): (2, 4, 8, 16, 32, 48, 64, 80),
+    ("e2", "standard"): (2, 4, 8, 16, 32),
+    ("e2", "highmem"): (2, 4, 8, 16),
+    ("e2", "highcpu"): (2, 4, 8, 16, 32),
+    ("c2", "standard"): (4, 8, 16, 30, 60),
+    ("c2d", "standard"): (2, 4, 8, 16, 32, 56, 112),
+    ("c2d", "highmem"): (2, 4, 8, 16, 32, 56, 112),
+    ("c2d", "highcpu"): (2, 4, 8, 16, 32, 56, 112),
+    ("c3", "standard"): (4, 8, 22, 44, 88, 176),
+    ("c3", "highmem"): (4, 8, 22, 44, 88, 176),
+    ("c3", "highcpu"): (4, 8, 22, 44, 88, 176),
+    ("g2", "standard"): (4, 8, 12, 16, 24, 32, 48, 96),
+    ("a2", "highgpu"): (1, 2, 4, 8),
+    ("a2", "megagpu"): (16,),
+    ("a2", "ultragpu"): (1, 2, 4, 8),
+    ("a3", "highgpu"): (1, 2, 4, 8),
+}
+
+
+def check_machine_size(machine_type: str) -> None:
+    """ValueError unless ``machine_type`` is a size its family comes in (after :func:`machine_resources`)."""
+    match = _PATTERN.match(machine_type)
+    if match is None:
+        return
+    family = (match.group(1), match.group(2))
+    sizes = _SIZES.get(family, ())
+    gpu_family = _FAMILIES[family].cpus_per_unit > 1 if family in _FAMILIES else False
+    suffix_ok = match.group(4) == ("g" if gpu_family else "")
+    if int(match.group(3)) not in sizes or not suffix_ok:
+        unit = "g" if gpu_family else ""
+        listed = ", ".join(f"{family[0]}-{family[1]}-{n}{unit}" for n in sizes)
+        raise ValueError(f"machine type {machine_type!r} does not exist; that family comes in: {listed}")
 
 
 def machine_resources(machine_type: str) -> tuple[str, str]:

@@ -122,7 +122,9 @@ def _setup_kedro_mlflow(context: Any) -> Any:
         raw = {}
     config = KedroMlflowConfig.model_validate(raw)
     if not raw.get("tracking", {}).get("experiment", {}).get("name"):
-        config.tracking.experiment.name = context._package_name  # kedro-mlflow's default
+        from kedro.framework.project import PACKAGE_NAME
+
+        config.tracking.experiment.name = PACKAGE_NAME  # kedro-mlflow's default: the project's package
     config.setup(context)
     return config
 

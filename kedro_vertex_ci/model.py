@@ -12,6 +12,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+TRANSCODING_SEPARATOR = "@"
+
+
+def strip_transcoding(dataset: str) -> str:
+    """The dataset ``name@format`` stands for: Kedro links producers and consumers on the part before ``@``.
+
+    ``model_input@spark`` written and ``model_input@pandas`` read are one dataset for ordering, and one
+    intermediate file between steps (Kedro's own ``Pipeline.node_dependencies`` strips the suffix too).
+    """
+    return dataset.split(TRANSCODING_SEPARATOR, 1)[0]
+
 
 class DatasetKind(str, Enum):
     """How a dataset travels between steps."""
@@ -42,6 +53,11 @@ class PipelineGraph:
     nodes: tuple[NodeInfo, ...]
     dataset_kinds: Mapping[str, DatasetKind]
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    # ``${runtime_params:KEY}`` in the project's config: each top-level KEY is a pipeline input every step
+    # receives (Kedro resolves the interpolations in the step); parameters built from them are not frozen
+    # into the spec (``runtime_derived``).
+    runtime_keys: tuple[str, ...] = ()
+    runtime_derived: frozenset[str] = frozenset()
 
     def kind(self, dataset: str) -> DatasetKind:
         if dataset == "parameters" or dataset.startswith("params:"):
@@ -90,6 +106,7 @@ class Resources:
     boot_disk_size_gb: int | None = None  # None = Vertex's 100 GB
     service_account: str | None = None
     network: str | None = None  # projects/NUMBER/global/networks/NAME
+    image: str | None = None  # the step's own image instead of the plan's (``resources.<key>.image``)
 
     @property
     def custom_job(self) -> bool:
@@ -153,3 +170,6 @@ class Plan:
     extra_env: Mapping[str, str] = field(default_factory=dict)  # static env for every step
     host_aliases: tuple[HostAlias, ...] = ()  # hosts-file entries every step writes before Kedro starts
     config_providers: tuple[ConfigProvider, ...] = ()  # run in every step before its nodes
+    # run_config.artifacts: per step, the catalog datasets its nodes write, declared as output artifacts
+    artifacts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    run_times: bool = False  # config uses ${vertex:scheduled_time|scheduled_date}: steps get the job's times

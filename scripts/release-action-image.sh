@@ -6,14 +6,14 @@
 #   scripts/release-action-image.sh 1.4.2 [ghcr.io/ORG/kedro-vertex-action] [OUT_DIR]
 #
 # Tags pushed: v1, v1.4, v1.4.2 and sha-<commit>. OUT_DIR (default dist/action) receives action.yml with
-# `image: docker://REPO@sha256:...`, plus README.md and LICENSE if present: commit that folder to the
-# published action repository (ORG/kedro-vertex-action), tag it v1.4.2 and move v1 / v1.4 to it. Then
-# stamp the release commit in kedro_vertex_ci/scaffold/github.py (ACTION_SHA, ACTION_VERSION) so
-# `init --github` pins it. Needs: docker with push access (docker login ghcr.io), git.
+# `image: docker://REPO@sha256:...` (scripts/stamp-action.sh), plus the Action repository's README.md,
+# LICENSE and CHANGELOG.md: commit that folder to getindata/kedro-vertex-action, tag it v1.4.2 and move v1
+# to it (`init --github` resolves v1 to that commit). The tag-triggered .github/workflows/release.yml does
+# all of this; this script is the manual path. Needs: docker with push access (docker login ghcr.io), git.
 set -euo pipefail
 
 VERSION=${1:?usage: release-action-image.sh X.Y.Z [IMAGE_REPOSITORY] [OUT_DIR]}
-REPOSITORY=${2:-ghcr.io/kedro-vertex-ci/kedro-vertex-action}
+REPOSITORY=${2:-ghcr.io/getindata/kedro-vertex-action}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 OUT=${3:-$ROOT/dist/action}
 
@@ -40,8 +40,7 @@ DIGEST=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end
 [[ $DIGEST == sha256:* ]] || { echo "could not read the pushed digest of $REPOSITORY:v$VERSION" >&2; exit 1; }
 
 mkdir -p "$OUT"
-sed -E "s|^  image: Dockerfile$|  image: docker://$REPOSITORY@$DIGEST # v$VERSION|" "$ROOT/action.yml" >"$OUT/action.yml"
-grep -q "docker://$REPOSITORY@$DIGEST" "$OUT/action.yml" || { echo "action.yml: runs.image not rewritten" >&2; exit 1; }
-for extra in README.md LICENSE; do [[ -f $ROOT/$extra ]] && cp "$ROOT/$extra" "$OUT/"; done
+bash "$ROOT/scripts/stamp-action.sh" "$ROOT/action.yml" "$OUT/action.yml" "$REPOSITORY" "$DIGEST" "$VERSION"
+cp "$ROOT/action-repository/README.md" "$ROOT/LICENSE" "$ROOT/CHANGELOG.md" "$OUT/"
 echo "published $REPOSITORY@$DIGEST as ${TAGS[*]}"
 echo "wrote $OUT/action.yml (runs.image pinned by digest)"

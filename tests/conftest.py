@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,18 @@ def kedro_new_project(kedro_new_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "demo"
     shutil.copytree(kedro_new_template, target)
     return target
+
+
+@pytest.fixture
+def fresh_demo_modules() -> Iterator[None]:
+    """Forget the `demo` package around a test that gives a `kedro new` project its own pipeline registry
+    and runs the CLI in-process: Kedro imports `demo.pipeline_registry` once per process, so another test's
+    registry would otherwise be used (and ours would leak into later tests)."""
+
+    def forget() -> None:
+        for name in [m for m in sys.modules if m == "demo" or m.startswith("demo.")]:
+            del sys.modules[name]
+
+    forget()
+    yield
+    forget()

@@ -134,13 +134,16 @@ def _component(plan: Plan, step: Step, by_key: dict[str, PipelineParam], on_exit
         args = _kfp_args(template, params, inputs)
         if on_exit:
             args += ["--on-exit", "--status", f"{inputs['status']}"]
-        return dsl.ContainerSpec(image=plan.image, command=list(argv.STEP_COMMAND), args=args)
+        image = (resources.image if resources is not None else None) or plan.image
+        return dsl.ContainerSpec(image=image, command=list(argv.STEP_COMMAND), args=args)
 
     namespace: dict[str, Any] = {"make_spec": make_spec, "dsl": dsl}
     signature = [f"{p.name}: {ANNOTATIONS[p.type]}" for p in params]
     if on_exit:
         signature.append("status: dsl.PipelineTaskFinalStatus")
-    names = [p.name for p in params] + (["status"] if on_exit else [])
+    outputs = list(argv.artifact_names(plan.artifacts.get(step.name, ())).values())
+    signature += [f"{name}: dsl.Output[dsl.Dataset]" for name in outputs]
+    names = [p.name for p in params] + (["status"] if on_exit else []) + outputs
     call = ", ".join(f"{name}={name}" for name in names)
     func_name = _python_name(step.name)
     _define(f"def {func_name}({', '.join(signature)}):\n    return make_spec({call})\n", namespace)
@@ -174,13 +177,21 @@ def _kfp_args(template: list[str], params: list[PipelineParam], inputs: dict[str
     """Rebuild each ``--param``/``--param-json`` value ``KEY=…`` as ``f"KEY={kfp placeholder}"``.
 
     The value after the flag is found by position, not by matching our placeholder text, so a wrong
-    placeholder in ``argv`` would show up as a difference from kfp's output.
+    placeholder in ``argv`` would show up as a difference from kfp's output. The same holds for the run's
+    times: the value after ``--scheduled-time`` / ``--create-time`` is kfp's ``dsl.PIPELINE_JOB_*_TIME_UTC``
+    placeholder.
     """
+    from kfp import dsl
+
+    kfp_constants = {"--scheduled-time": dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
+                     "--create-time": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER}
     by_key = {p.key: p for p in params}
     args: list[str] = []
     rebuilt: list[str] = []
     for index, item in enumerate(template):
-        if index > 0 and template[index - 1] in ("--param", "--param-json"):
+        if index > 0 and template[index - 1] in kfp_constants:  # kfp's own constant, not our text
+            args.append(kfp_constants[template[index - 1]])
+        elif index > 0 and template[index - 1] in ("--param", "--param-json"):
             key = item.partition("=")[0]
             args.append(f"{key}={inputs[by_key[key].name]}")
             rebuilt.append(key)

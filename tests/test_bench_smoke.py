@@ -186,7 +186,9 @@ def test_cli_start(work: Path) -> None:
 def test_dry_run_of_a_small_project(work: Path) -> None:
     project = make_project(work / "dry-src", "drysmall", "diamond", 4, vertexai=m.OURS_CONFIG)
     result = m.measure_dry_run(work, TOOLS, ONCE, example=project)
-    plain, ours = (row[1] for row in result.tables[0].rows)
+    rows = {(row[0], row[1]): row[2] for row in result.tables[0].rows}
+    plain, ours = rows[("example", "`kedro run`")], rows[("example", "`kedro-vertex-ci run-local`")]
+    assert "not measured" in str(rows[("`kedro new` + spaceflights-like", "both")])  # no pipelines/ folder
     _assert_side(plain, Stats)
     _assert_side(ours, _ours_expected("run-local"))
 

@@ -26,6 +26,10 @@ SA = "runner@proj.iam.gserviceaccount.com"
 VPC = "projects/123456789/global/networks/peered"
 
 CASES: dict[str, Plan] = {
+    "own-image": _plan(
+        (Step("train", ("train_model",)),),
+        resources={"train": Resources(machine_type="n1-standard-8", image="europe-docker.pkg.dev/p/r/gpu:2")},
+    ),
     "machine-type-only": _plan(
         (Step("train", ("train_model",)),), resources={"train": Resources(machine_type="n1-highmem-16")}
     ),

@@ -74,9 +74,9 @@ def test_generated_project_runs_with_kedro_run(tmp_path: Path) -> None:
         width=3,
         catalog=["ds_4", last],
         params=params,
-        vertexai={"project_id": "p", "region": "europe-west1"},
+        vertexai={"project_id": "demo-project", "region": "europe-west1"},
     )
-    assert (project / "conf" / "base" / "vertexai.yml").read_text().startswith("project_id: p")
+    assert (project / "conf" / "base" / "vertexai.yml").read_text().startswith("project_id: demo-project")
     result = subprocess.run(
         [str(VENV_BIN / "kedro"), "run"], cwd=project, env=ENV, capture_output=True, text=True, timeout=180
     )

@@ -100,6 +100,23 @@ CASES: dict[str, Plan] = {
         params=ALL_TYPES[:2],
         description="With an exit handler.",
     ),
+    "per-step-images": _plan(
+        _chain("prepare", "train", "report"),
+        resources={"train": Resources(image="europe-docker.pkg.dev/proj/repo/gpu@sha256:" + "1" * 64,
+                                      accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1),
+                   "report": Resources(image="python:3.12-slim")},
+    ),
+    "artifacts": _plan(
+        FAN,
+        artifacts={"split": ("test", "train"), "evaluate": ("report@pandas", "metrics")},
+        params=ALL_TYPES[1:2],
+    ),
+    "run-times": _plan(
+        (Step("daily", ("daily_load",), parameters=("epochs",)),),
+        params=ALL_TYPES[1:2],
+        on_exit=Step("notify", ("send_notification",)),
+        run_times=True,
+    ),
     "on-exit-everything": _plan(
         (
             Step("prepare", ("prepare",), parameters=("epochs",)),
@@ -172,5 +189,9 @@ def test_every_case_exercises_what_its_name_says() -> None:
     ]
     assert gpu["accelerator"]["resourceCount"] == "2"
     assert "exit-handler-1" in emitted["on-exit"]["root"]["dag"]["tasks"]
+    split = emitted["artifacts"]["components"]["comp-split"]["outputDefinitions"]["artifacts"]
+    assert split["train"]["artifactType"] == {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}
+    daily = emitted["run-times"]["deploymentSpec"]["executors"]["exec-daily"]["container"]["args"]
+    assert daily[daily.index("--scheduled-time") + 1] == "{{$.pipeline_job_schedule_time_utc}}"
     not_cached = emitted["caching-overrides"]["root"]["dag"]["tasks"]["not-cached"]
     assert not_cached["cachingOptions"] == {}

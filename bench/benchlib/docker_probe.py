@@ -37,8 +37,9 @@ def measure_docker(work: Path, tools: Tools, repeats: Repeats) -> Measure:
         notes=[
             "Cold build: `docker build --no-cache` of the exact context run-local sends (the Cloud Build "
             "context), FROM the example's offline dependency image, so it measures the project layers, not "
-            "downloading Python packages. No-op check: `run-local --runner docker` (auto) minus the same run "
-            "with `--build never --image <tag>` — hashing the context and asking the engine for the tag."
+            "downloading Python packages. No-op check: timed alone (a process that hashes the context and asks "
+            "the engine for the tag), and as `run-local --runner docker` (auto) over the same run with "
+            "`--build never --image <tag>`."
         ],
     )
     table = Table("Seconds — min / median / max", ["what", "time", "ratio"])
@@ -71,18 +72,27 @@ def measure_docker(work: Path, tools: Tools, repeats: Repeats) -> Measure:
     tag = _tag(copy, build_arg, tools, env)
     cold = timed(["sh", "-c", f"{_tar_command(tools)} | docker build --no-cache -q --build-arg {build_arg} -t {tag} -"],
                  "cold build")
+    check = timed([str(tools.ours / "python"), "-c", _NO_OP_CHECK, build_arg], "no-op image check")
     auto = timed([kvc, "run-local", "--runner", "docker", "--build-arg", build_arg], "docker dry run (auto)")
     fixed = timed([kvc, "run-local", "--runner", "docker", "--build", "never", "--image", tag], "docker dry run")
     plain = timed([kvc, "run-local"], "subprocess dry run")
     table.rows += [
         ["cold image build (project layers, no cache)", _time(cold), ""],
+        ["no-op check, image up to date (whole process: hash the context, ask the engine)", _time(check), ""],
         ["`run-local --runner docker`, image up to date (auto)", _time(auto), _ratio(auto, fixed)],
         ["`run-local --runner docker --build never --image TAG`", _time(fixed), ""],
         ["`run-local` (subprocess, preloaded)", _time(plain), ""],
         ["docker dry run ÷ subprocess dry run", "", _ratio(fixed, plain)],
     ]
-    measure.raw = {"cold_build": _raw(cold), "auto": _raw(auto), "never": _raw(fixed), "subprocess": _raw(plain)}
+    measure.raw = {"no_op_check": _raw(check), "cold_build": _raw(cold), "auto": _raw(auto), "never": _raw(fixed), "subprocess": _raw(plain)}
     return measure
+
+
+_NO_OP_CHECK = (
+    "import sys; from pathlib import Path; from kedro_vertex_ci.local.imagebuild import ensure_image; "
+    "k, _, v = sys.argv[1].partition('='); "
+    "assert not ensure_image(Path('.'), 'auto', {k: v}, Path('/dev/null')).built"
+)
 
 
 def _tag(project: Path, build_arg: str, tools: Tools, env: dict[str, str]) -> str:

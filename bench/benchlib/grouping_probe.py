@@ -22,7 +22,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
 def main() -> None:
     from kedro_vertex_ci import grouping
-    from kedro_vertex_ci.compiler import _load, compare_groupings
+    from kedro_vertex_ci.compiler import compare_groupings, compile_pipeline
     from kedro_vertex_ci.costmodel import estimate, node_seconds
     from kedro_vertex_ci.settings import node_placements
     from kedro_vertex_ci.testing.exhaustive import MAX_UNITS, optimum
@@ -36,8 +36,9 @@ def main() -> None:
     comparison = compare_groupings(args.project, None, "__default__", None, not args.no_measurements)
     seconds = time.perf_counter() - started
     cost, durations = comparison.cost, comparison.durations
-    loaded = _load(args.project, None, "__default__")
+    loaded = compile_pipeline(args.project, None, "__default__", use_measurements=not args.no_measurements)
     graph = loaded.graph
+    assert graph is not None
     order, preds = grouping.node_dependencies(graph)
     position = {n: i for i, n in enumerate(order)}
 

@@ -257,9 +257,15 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
     settings = submission.job_settings(ctx.project, compiled, pipeline, labels, cache)
     vertex, compiled = _connect(ctx, compiled, pipeline, params, build_first, provider, impersonate)
     job_id = names.job_id(settings.display_name, datetime.now(timezone.utc), uuid4().hex[:6])
-    job = vertex.submit(pipeline_job_body(compiled.spec, settings), job_id)
+    job = submission.submit_run(vertex, pipeline_job_body(compiled.spec, settings), job_id, config,
+                                poll_seconds=_poll_seconds(5.0), on_event=lambda m: click.echo(f"  {m}"))
     click.echo(f"Submitted {job_id}")
     click.echo(f"Console: {names.console_run_url(config.project_id, config.region, job_id)}")
+    experiment = submission.experiment_name(config)
+    if experiment:
+        from ..gcp.experiments import console_experiment_url
+
+        click.echo(f"Experiment: {console_experiment_url(config.project_id, config.region, experiment)}")
     if not wait:
         return
     final = _follow(vertex, job, timeout)
@@ -290,19 +296,35 @@ def run_once_command(ctx: Any, pipeline: str, params: tuple[str, ...], image: st
 @click.option("--image", default=None, help="Image for the steps (overrides run_config.image).")
 @click.option("--build", "build_first", is_flag=True, help="Build the image with Cloud Build first; pin its digest.")
 @click.option("--cache/--no-cache", default=None, help="Override caching for every step.")
+@click.option("--pause", "manage", flag_value="pause", default=None, help="Pause PIPELINE's schedule (no new runs).")
+@click.option("--resume", "manage", flag_value="resume", help="Resume PIPELINE's paused schedule (missed runs skipped).")
+@click.option("--delete", "manage", flag_value="delete", help="Delete PIPELINE's schedule.")
+@click.option("--prune", "manage", flag_value="prune",
+              help="Delete this project's schedules that match none of its pipelines (e.g. after renaming "
+                   "experiment_name).")
 @_labels_option
 @_auth_options
 @click.pass_obj
 def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timezone: str | None,
                      start_time: str | None, end_time: str | None, max_run_count: int | None,
                      max_concurrent_run_count: int | None, allow_queueing: bool | None, params: tuple[str, ...],
-                     image: str | None, build_first: bool, cache: bool | None, labels: tuple[str, ...],
-                     provider: str | None, impersonate: str | None) -> None:
-    """Create or replace this project's one schedule for PIPELINE (safe to repeat)."""
+                     image: str | None, build_first: bool, cache: bool | None, manage: str | None,
+                     labels: tuple[str, ...], provider: str | None, impersonate: str | None) -> None:
+    """Create or replace this project's one schedule for PIPELINE (safe to repeat); or pause, resume, delete it."""
     from ..gcp import names
     from ..gcp.schedules import deploy_schedule, schedule_body
     from ..gcp.vertex import pipeline_job_body
 
+    if manage is not None:
+        deploy_options = (cron_expression, timezone, start_time, end_time, max_run_count, max_concurrent_run_count,
+                          allow_queueing, image, cache, *params, *labels)
+        if build_first or any(value is not None and value != () for value in deploy_options):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"schedule --{manage} takes only -p/--pipeline: the other options describe a "
+                              f"schedule to deploy (run `schedule` without --{manage} for that)")
+        _manage_schedule(ctx, manage, pipeline, provider, impersonate)
+        return
     compiled = _compile(ctx, pipeline, image, params)
     config = compiled.config
     overrides = {"cron_expression": cron_expression, "timezone": timezone, "start_time": start_time,
@@ -331,19 +353,84 @@ def schedule_command(ctx: Any, pipeline: str, cron_expression: str | None, timez
                + (f", replaced {len(deployed.replaced)}" if deployed.replaced else ""))
 
 
+def _manage_schedule(ctx: Any, action: str, pipeline: str, provider: str | None, impersonate: str | None) -> None:
+    """``--pause`` / ``--resume`` / ``--delete`` PIPELINE's schedule, or ``--prune`` the stale ones."""
+    from ..gcp import names, schedules
+    from ..gcp.vertex import Vertex
+
+    project = _project_facts(ctx)
+    config = project.config
+    if kubeflow.is_kfp(config):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"schedule --{action} manages Vertex AI schedules; with run_config.target kfp enable, "
+                          f"disable or delete the recurring run in the Kubeflow Pipelines UI")
+    if action != "prune" and pipeline not in project.pipelines:
+        from ..errors import ConfigError, Problem
+
+        raise ConfigError([Problem("--pipeline", pipeline, f"no such pipeline; available: "
+                                   f"{', '.join(project.pipelines)}")])
+    endpoints = _endpoints(config)
+    vertex = Vertex(config.project_id, config.region, _credentials(config, endpoints, provider, impersonate),
+                    endpoints, on_retry=_say_retry)
+    say = lambda message: click.echo(f"  {message}")  # noqa: E731
+    display_name = names.schedule_display_name(project.identity, pipeline)
+    if action == "pause":
+        paused = schedules.pause_schedules(vertex, display_name, on_event=say)
+        click.echo(f"Schedule {display_name}: paused ({len(paused)})")
+    elif action == "resume":
+        schedules.resume_schedule(vertex, display_name, on_event=say)
+        click.echo(f"Schedule {display_name}: active")
+    elif action == "delete":
+        deleted = schedules.delete_schedules(vertex, display_name, on_event=say)
+        click.echo(f"Schedule {display_name}: deleted ({len(deleted)})")
+    else:
+        stale = schedules.stale_schedules(vertex.list_schedules(), project.label, project.current_schedule_names)
+        for schedule in stale:
+            if vertex.delete_schedule(schedule["name"]):
+                say(f"deleted stale schedule {schedule['displayName']} ({schedule['name']})")
+        click.echo(f"Pruned {len(stale)} stale schedule(s) of {project.name}")
+
+
+class _ProjectFacts:
+    """What the schedule-management commands need from the project: no compile, no network."""
+
+    def __init__(self, config: Any, name: str, pipelines: list[str]):
+        from ..gcp import names
+
+        self.config, self.name, self.pipelines = config, name, pipelines
+        self.identity = submission.stable_identity(config, name)
+        self.label = names.label_value(name)
+        self.current_schedule_names = {names.schedule_display_name(self.identity, p) for p in pipelines}
+
+
+def _project_facts(ctx: Any) -> _ProjectFacts:
+    from ..config import parse_config
+    from ..kedro_io import open_project
+
+    with open_project(ctx.project, ctx.env) as project:
+        parsed = parse_config(project.config_raw(), project.config_sources())
+        return _ProjectFacts(parsed.config, project.info.project_name, project.pipeline_names())
+
+
 # ---------------------------------------------------------------------------------------------- list / ui
 
-def _rows(config: Any, identity: str, vertex: Any, limit: int) -> list[dict[str, Any]]:
+def _rows(config: Any, project: _ProjectFacts, vertex: Any, limit: int) -> list[dict[str, Any]]:
     from ..gcp import names
+    from ..gcp.schedules import stale_schedules
     from ..gcp.vertex import duration_seconds
 
+    identity = project.identity
     prefix = names.schedule_display_name(identity, "x")[:-1]
     rows: list[dict[str, Any]] = []
-    for schedule in vertex.list_schedules():
-        if str(schedule.get("displayName", "")).startswith(prefix):
-            rows.append({"kind": "schedule", "name": schedule["displayName"], "state": schedule.get("state"),
+    listed = vertex.list_schedules()
+    stale = {s["name"] for s in stale_schedules(listed, project.label, project.current_schedule_names)}
+    for schedule in listed:
+        if str(schedule.get("displayName", "")).startswith(prefix) or schedule["name"] in stale:
+            rows.append({"kind": "schedule", "name": schedule["displayName"],
+                         "state": str(schedule.get("state") or "") + (" (stale)" if schedule["name"] in stale else ""),
                          "cron": schedule.get("cron"), "next_run": schedule.get("nextRunTime"),
-                         "resource": schedule["name"]})
+                         "stale": schedule["name"] in stale, "resource": schedule["name"]})
     label_filter = f'labels.kvc_project="{names.label_value(identity)}"'
     for job in vertex.list_jobs(label_filter, limit=limit):
         job_id = job["name"].rsplit("/", 1)[-1]
@@ -380,20 +467,26 @@ def list_pipelines_command(ctx: Any, as_json: bool, limit: int, provider: str | 
 
     from ..gcp.vertex import Vertex
 
-    config, project_name = _load_config(ctx)
+    project = _project_facts(ctx)
+    config = project.config
     if kubeflow.is_kfp(config):
-        rows = kubeflow.list_rows(config, project_name, limit, provider, impersonate)
+        rows = kubeflow.list_rows(config, project.name, limit, provider, impersonate)
     else:
         endpoints = _endpoints(config)
         credentials = _credentials(config, endpoints, provider, impersonate)
         vertex = Vertex(config.project_id, config.region, credentials, endpoints, on_retry=_say_retry)
-        rows = _rows(config, submission.stable_identity(config, project_name), vertex, limit)
+        rows = _rows(config, project, vertex, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif not rows:
         click.echo("No schedules or runs for this project yet.")
     else:
         click.echo(_table(rows))
+    stale = [row["name"] for row in rows if row.get("stale")]
+    if stale and not as_json:
+        click.secho(f"Warning: {len(stale)} schedule(s) of this project match none of its pipelines "
+                    f"({', '.join(stale)}); they still run. Remove them with `kedro-vertex-ci schedule --prune`.",
+                    fg="yellow", err=True)
 
 
 @click.command("ui")

@@ -12,9 +12,16 @@ import click
 @click.argument("project_id")
 @click.argument("region")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
-@click.option("--github", "with_github", is_flag=True, help="Also write the GitHub workflow, Dockerfile and .dockerignore.")
+@click.option("--github", "with_github", is_flag=True,
+              help="Also write the GitHub workflow, dependabot.yml, Dockerfile, .dockerignore and gcp-setup.sh.")
+@click.option("--github-repo", default=None, metavar="OWNER/NAME",
+              help="GitHub repository the workflow runs in (default: the github.com remote named origin).")
+@click.option("--action-ref", default=None, metavar="REF",
+              help="Version of the kedro-vertex Action to pin: a tag (resolved to its commit) or a commit SHA "
+                   "(default: the latest v1 release).")
 @click.pass_obj
-def init_command(ctx, project_id: str, region: str, force: bool, with_github: bool) -> None:  # type: ignore[no-untyped-def]
+def init_command(ctx, project_id: str, region: str, force: bool, with_github: bool,  # type: ignore[no-untyped-def]
+                 github_repo: str | None, action_ref: str | None) -> None:
     """Write conf/base/vertexai.yml (every option, commented) for PROJECT_ID and REGION."""
     import yaml
 
@@ -33,12 +40,13 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     if target.exists() and not force and not with_github:
         raise ConfigError([Problem(str(target), "", "already exists; pass --force to overwrite it")])
     if with_github and target.exists() and not force:
-        _check_utf8(target)  # the GitHub setup reads run_config from it
+        _check_utf8(target)  # the GitHub setup reads project, region, bucket and accounts from it
     gitignore = planned_gitignore(ctx.project)  # read (and refused) before anything is written
-    if not target.exists() or force:
+    if with_github:  # writes vertexai.yml too where missing (or forced), with the runtime service account
+        written += _write_github(ctx.project, project_id=project_id, region=region, force=force,
+                                 project_name=info.project_name, github_repo=github_repo, action_ref=action_ref)
+    elif not target.exists() or force:
         written.append(atomic_write(target, text))
-    if with_github:
-        written += _write_github(ctx.project, project_id=project_id, region=region, force=force)
     if gitignore is not None:
         written.append(atomic_write(*gitignore))
     for path in written:
@@ -57,15 +65,53 @@ def _check_utf8(path: Path) -> None:
         raise ConfigError([Problem(str(path), "", f"cannot read it ({err.strerror})")]) from None
 
 
-def _write_github(project: Path, *, project_id: str, region: str, force: bool) -> list[Path]:
-    from ..scaffold.github import gcp_setup_commands, skipped_files, write_github_scaffold
+def _write_github(project: Path, *, project_id: str, region: str, force: bool, project_name: str,
+                  github_repo: str | None, action_ref: str | None) -> list[Path]:
+    import yaml
 
-    kept = skipped_files(project, project_id=project_id, region=region) if not force else []
-    written = write_github_scaffold(project, force=force, project_id=project_id, region=region)
+    from ..config import parse_config
+    from ..scaffold.github import plan_scaffold, skipped_files, write_plan
+    from ..scaffold.pins import resolve_action, resolve_checkout
+
+    action, checkout = resolve_action(action_ref), resolve_checkout()
+    plan = plan_scaffold(project, project_id=project_id, region=region, project_name=project_name,
+                         github_repository=github_repo, force=force, action=action, checkout=checkout)
+    vertexai = project / "conf" / "base" / "vertexai.yml"
+    if vertexai in plan.files:
+        parse_config(yaml.safe_load(plan.files[vertexai]))  # never write a config that fails our own validation
+    kept = skipped_files(plan) if not force else []
+    written = write_plan(plan, force=force)
     for path in kept:
         click.echo(f"kept {os.path.relpath(path, project)} (pass --force to overwrite)")
-    click.echo(gcp_setup_commands(project, project_id=project_id, region=region))
-    return list(written)
+    for note in plan.notes:
+        click.secho(f"Note: {note}", fg="yellow", err=True)
+    if not action.pinned:
+        workflow = next(path for path in plan.files if path.name == "kedro-vertex.yml")
+        click.secho(
+            f"Note: could not resolve {action.repository}@{action.ref} to a commit (offline?); the workflow uses "
+            f"the tag. Pin it later with: kedro-vertex-ci pin-actions {os.path.relpath(workflow)}",
+            fg="yellow", err=True)
+    script = os.path.relpath(plan.setup_script)
+    click.echo(f"Next: review and run {script} once (gcloud and gh logged in), then push a branch.")
+    return written
+
+
+@click.command("pin-actions")
+@click.argument("workflow", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def pin_actions_command(workflow: Path) -> None:
+    """Pin every `uses: owner/repo@TAG` in WORKFLOW to the tag's commit SHA (the tag stays as a comment)."""
+    from ..errors import KvcError
+    from ..fsutil import atomic_write
+    from ..scaffold.pins import pin_workflow_text, resolve
+
+    text = workflow.read_text(encoding="utf-8")
+    pinned, unresolved = pin_workflow_text(text, lambda repo, ref: resolve(repo, ref))
+    if pinned != text:
+        atomic_write(workflow, pinned)
+        click.echo(f"pinned {workflow}")
+    if unresolved:
+        raise KvcError(f"{workflow}: could not resolve {', '.join(unresolved)} to a commit with `git ls-remote` "
+                       f"(offline, or no such tag); the line is left as it was")
 
 
 @click.command("compile")

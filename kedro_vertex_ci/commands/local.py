@@ -35,8 +35,21 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
+def _check_time(text: str | None) -> None:
+    from datetime import datetime
+
+    from ..errors import ConfigError
+
+    if text is None:
+        return
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--scheduled-time {text!r}: expected an RFC 3339 time like 2026-01-31T03:00:00Z") from None
+
+
 def _load_spec(
-    ctx: Ctx, spec_file: Path | None, pipeline: str, image: str | None
+    ctx: Ctx, spec_file: Path | None, pipeline: str, image: str | None, params: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(spec dict, Kedro key -> input name) from ``--spec`` or by compiling the project."""
     from ..errors import ConfigError
@@ -56,7 +69,7 @@ def _load_spec(
         return data, {}
     from ..compiler import compile_pipeline
 
-    compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image)
+    compiled = compile_pipeline(ctx.project, ctx.env, pipeline, image, runtime_params=params)
     for warning in compiled.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return dict(compiled.spec), {p.key: p.name for p in compiled.plan.params}
@@ -198,62 +211,23 @@ def _check_spec_shape(data: dict[str, Any], spec_file: Path) -> None:
     help="Delay each step's start by SECONDS, as a step start on Vertex would (checks `plan`'s estimate).",
 )
 @click.option(
+    "--scheduled-time",
+    default=None,
+    metavar="RFC3339",
+    help="Run as a scheduled run fired at this time (${vertex:scheduled_time}), e.g. 2026-01-31T03:00:00Z "
+    "[default: a one-off run, whose scheduled time is its create time: now].",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print a machine-readable result instead of live progress."
 )
 @click.pass_obj
-def run_local(
-    ctx: Ctx,
-    spec_file: Path | None,
-    pipeline: str,
-    params: tuple[str, ...],
-    root: Path | None,
-    pipeline_root: str | None,
-    runner: str,
-    image: str | None,
-    build_mode: str,
-    build_args: tuple[str, ...],
-    workdir: str | None,
-    mounts: tuple[str, ...],
-    mount_data: bool,
-    preload: bool,
-    max_parallel: int | None,
-    run_id: str | None,
-    fail_fast: bool,
-    from_nodes: tuple[str, ...],
-    to_nodes: tuple[str, ...],
-    resume: bool,
-    simulate_step_overhead: float,
-    as_json: bool,
-) -> None:
+def run_local(ctx: Ctx, **options: Any) -> None:  # the options are _run_local's parameters
     """Dry-run the compiled pipeline locally: the same spec Vertex would get, steps as processes or containers."""
     from ..local.executor import Interrupted
 
     with _stop_on_signals():
         try:
-            _run_local(
-                ctx,
-                spec_file,
-                pipeline,
-                params,
-                root,
-                pipeline_root,
-                runner,
-                image,
-                build_mode,
-                build_args,
-                workdir,
-                mounts,
-                mount_data,
-                preload,
-                max_parallel,
-                run_id,
-                fail_fast,
-                from_nodes,
-                to_nodes,
-                resume,
-                simulate_step_overhead,
-                as_json,
-            )
+            _run_local(ctx, **options)
         except Interrupted as stop:  # before any step started (compiling, validating): nothing to record
             click.secho(
                 f"run-local: stopped by {stop.signal_name} before any step started", fg="yellow", err=True
@@ -283,6 +257,7 @@ def _run_local(
     to_nodes: tuple[str, ...],
     resume: bool,
     simulate_step_overhead: float,
+    scheduled_time: str | None,
     as_json: bool,
 ) -> None:
     from rich.console import Console
@@ -292,10 +267,11 @@ def _run_local(
     from ..local.run import RunOptions, prepare, run_spec
 
     overrides = _parse_params(params)
+    _check_time(scheduled_time)
     run_root = _usable_root(root, ctx.project)
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
-        spec, aliases = _load_spec(ctx, spec_file, pipeline, image)
+        spec, aliases = _load_spec(ctx, spec_file, pipeline, image, overrides)
         options = RunOptions(
             root=run_root,
             run_id=run_id,
@@ -308,6 +284,7 @@ def _run_local(
             to_nodes=_split_names(to_nodes),
             resume=resume,
             simulate_step_overhead=simulate_step_overhead,
+            scheduled_time=scheduled_time,
             project=ctx.project,
         )
         graph = prepare(spec, options).graph

@@ -168,3 +168,77 @@ def deploy_schedule(vertex: Any, body: Mapping[str, Any],
             deleted.append(schedule["name"])
             on_event(f"deleted schedule {schedule['name']}")
     return Deployed(keep, tuple(deleted))
+
+
+def schedules_named(vertex: Any, display_name: str) -> list[dict[str, Any]]:
+    """Every schedule with exactly this display name, newest first."""
+    return newest_first([s for s in vertex.list_schedules(display_name_filter(display_name))
+                         if s.get("displayName") == display_name])
+
+
+def _require_some(found: list[dict[str, Any]], display_name: str, where: str) -> None:
+    from ..errors import CloudError
+
+    if not found:
+        raise CloudError(f"no schedule named {display_name} in {where}; create it with `kedro-vertex-ci schedule`")
+
+
+def pause_schedules(vertex: Any, display_name: str, on_event: Callable[[str], None] = lambda _m: None) -> list[str]:
+    """Pause the active schedule(s) with this name; an already paused one is left as it is."""
+    found = schedules_named(vertex, display_name)
+    _require_some(found, display_name, vertex.parent)
+    paused = []
+    for schedule in found:
+        if schedule.get("state") == "ACTIVE":
+            vertex.pause_schedule(schedule["name"])
+            paused.append(schedule["name"])
+            on_event(f"paused schedule {schedule['name']}")
+        else:
+            on_event(f"schedule {schedule['name']} is {schedule.get('state')}; left as it is")
+    return paused
+
+
+def resume_schedule(vertex: Any, display_name: str, on_event: Callable[[str], None] = lambda _m: None) -> str:
+    """Resume the newest schedule with this name (runs missed while paused are skipped); delete any others,
+    so exactly one stays active."""
+    found = schedules_named(vertex, display_name)
+    _require_some(found, display_name, vertex.parent)
+    keep, *others = found
+    for schedule in others:
+        if vertex.delete_schedule(schedule["name"]):
+            on_event(f"deleted duplicate schedule {schedule['name']}")
+    if keep.get("state") == "PAUSED":
+        vertex.resume_schedule(keep["name"], catch_up=False)
+        on_event(f"resumed schedule {keep['name']}")
+    else:
+        on_event(f"schedule {keep['name']} is {keep.get('state')}; nothing to resume")
+    return str(keep["name"])
+
+
+def delete_schedules(vertex: Any, display_name: str, on_event: Callable[[str], None] = lambda _m: None) -> list[str]:
+    """Delete every schedule with this name (the runs they started are kept)."""
+    found = schedules_named(vertex, display_name)
+    _require_some(found, display_name, vertex.parent)
+    deleted = []
+    for schedule in found:
+        if vertex.delete_schedule(schedule["name"]):
+            deleted.append(schedule["name"])
+            on_event(f"deleted schedule {schedule['name']}")
+    return deleted
+
+
+def job_labels(schedule: Mapping[str, Any]) -> dict[str, str]:
+    """The labels of the runs a schedule starts."""
+    request = schedule.get("createPipelineJobRequest") or {}
+    return dict((request.get("pipelineJob") or {}).get("labels") or {})
+
+
+def stale_schedules(schedules: list[dict[str, Any]], kedro_project_label: str,
+                    current_names: set[str]) -> list[dict[str, Any]]:
+    """Schedules this Kedro project made (its ``kvc_kedro_project`` label) that match none of its pipelines
+    under the current experiment name: left behind by a renamed ``experiment_name`` or a removed pipeline."""
+    return [s for s in schedules
+            if job_labels(s).get(PROJECT_LABEL) == kedro_project_label and s.get("displayName") not in current_names]
+
+
+PROJECT_LABEL = "kvc_kedro_project"

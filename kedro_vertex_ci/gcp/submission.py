@@ -29,12 +29,16 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def run_labels(config: Any, identity: str, pipeline: str, project: Path, extra: dict[str, str]) -> dict[str, str]:
+def run_labels(config: Any, identity: str, pipeline: str, project: Path, extra: dict[str, str],
+               kedro_project: str | None = None) -> dict[str, str]:
+    """Config labels, git labels, then ours: the identity, the pipeline and the Kedro project (which finds a
+    project's schedules again after ``experiment_name`` changed), then ``--labels``."""
     from ..gcp import names
+    from ..gcp.schedules import PROJECT_LABEL
 
     git = names.git_context(os.environ, project)
     own = names.labels({"kvc_project": identity, "kvc_pipeline": "default" if pipeline == "__default__"
-                        else pipeline})
+                        else pipeline, PROJECT_LABEL: kedro_project})
     return {**names.labels(dict(getattr(config.run_config, "labels", {}) or {})), **names.git_labels(git), **own,
             **extra}
 
@@ -76,7 +80,7 @@ def job_settings(project: Path, compiled: Any, pipeline: str, labels: tuple[str,
         root=require_root(config),
         service_account=getattr(config.run_config, "service_account", None),
         network=network(config),
-        labels=run_labels(config, identity, pipeline, project, parse_labels(labels)),
+        labels=run_labels(config, identity, pipeline, project, parse_labels(labels), compiled.project_name),
         enable_caching=cache,
     )
 
@@ -99,6 +103,31 @@ def schedule_settings(config: Any, pipeline: str, overrides: dict[str, Any]) -> 
     if prefix_tz and not overrides.get("timezone"):
         base.pop("timezone", None)  # the cron's TZ= prefix says it; the config default must not contradict
     return resolve_settings({pipeline: base}, pipeline, overrides, source="vertexai.yml")
+
+
+def experiment_name(config: Any) -> str | None:
+    """The Vertex AI experiment runs join: ``run_config.experiment_name`` when set."""
+    return getattr(config.run_config, "experiment_name", None) or None
+
+
+def submit_run(vertex: Any, body: dict[str, Any], job_id: str, config: Any, poll_seconds: float = 5.0,
+               on_event: Any = lambda _m: None, context_timeout: float = 300.0) -> dict[str, Any]:
+    """Submit one PipelineJob; with an experiment, as ``PipelineJob.submit(experiment=...)`` does.
+
+    The experiment is found or created before the job (a bad experiment stops the run before it starts);
+    the job's run context is added to it once Vertex made it.
+    """
+    from .experiments import associate_run, ensure_experiment
+
+    name = experiment_name(config)
+    experiment = ensure_experiment(vertex, name, getattr(config.run_config, "experiment_description", None)) \
+        if name else None
+    job = dict(vertex.submit(body, job_id))
+    if experiment is not None:
+        run_context = associate_run(vertex, experiment, job["name"], timeout_seconds=context_timeout,
+                                    poll_seconds=poll_seconds)
+        on_event(f"added {run_context.rsplit('/', 1)[-1]} to experiment {experiment['name'].rsplit('/', 1)[-1]}")
+    return job
 
 
 def no_schedule_reason(pipeline: str, cron_source: str) -> str:

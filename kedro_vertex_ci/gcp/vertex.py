@@ -105,6 +105,7 @@ class Vertex:
         self._policy, self._sleep, self._on_retry = policy, sleep, on_retry
         self._pipelines: Any = None
         self._schedules: Any = None
+        self._metadata: Any = None
 
     @property
     def parent(self) -> str:
@@ -240,6 +241,103 @@ class Vertex:
             return True
 
         return bool(self._call("delete the old schedule", delete))
+
+    def pause_schedule(self, name: str) -> None:
+        """``POST {name}:pause`` (body ``{}``): no new runs until resumed; running ones go on."""
+        client = self._schedule_client()
+        self._call("pause the schedule", lambda: client.pause_schedule(name=name, retry=None,
+                                                                         timeout=self._timeout))
+
+    def resume_schedule(self, name: str, catch_up: bool = False) -> None:
+        """``POST {name}:resume`` with ``{"catchUp": false}``: runs missed while paused are skipped."""
+        client = self._schedule_client()
+        self._call("resume the schedule", lambda: client.resume_schedule(
+            name=name, catch_up=catch_up, retry=None, timeout=self._timeout))
+
+    # ------------------------------------------------------------ Vertex ML Metadata (Experiments)
+    def _metadata_client(self) -> Any:
+        if self._metadata is None:
+            from google.cloud.aiplatform_v1.services.metadata_service import MetadataServiceClient
+
+            self._metadata = MetadataServiceClient(credentials=self._credentials, transport="rest",
+                                                   client_options=self._options())
+        return self._metadata
+
+    @property
+    def metadata_store(self) -> str:
+        return f"{self.parent}/metadataStores/default"
+
+    def ensure_metadata_store(self) -> None:
+        """The region's ``default`` metadata store, created when missing (as aiplatform does)."""
+        from google.cloud.aiplatform_v1.types import MetadataStore
+
+        client = self._metadata_client()
+
+        def ensure() -> None:
+            try:
+                client.get_metadata_store(name=self.metadata_store, retry=None, timeout=self._timeout)
+                return
+            except Exception as err:
+                if http_status(err) != 404:
+                    raise
+            try:
+                client.create_metadata_store(parent=self.parent, metadata_store=MetadataStore(),
+                                             metadata_store_id="default", retry=None,
+                                             timeout=self._timeout).result(timeout=self._timeout)
+            except Exception as err:
+                if http_status(err) != 409:  # created meanwhile by someone else
+                    raise
+
+        self._call("find the Vertex ML Metadata store", ensure)
+
+    def get_context(self, context_id: str) -> dict[str, Any] | None:
+        """A context of the default store by id; None when it does not exist."""
+        client = self._metadata_client()
+        name = f"{self.metadata_store}/contexts/{context_id}"
+
+        def get() -> dict[str, Any] | None:
+            try:
+                return _to_dict(client.get_context(name=name, retry=None, timeout=self._timeout))
+            except Exception as err:
+                if http_status(err) == 404:
+                    return None
+                raise
+
+        found: dict[str, Any] | None = self._call("read the experiment", get)
+        return found
+
+    def create_context(self, context_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a context; one created meanwhile (409) is read back instead."""
+        from google.cloud.aiplatform_v1.types import Context
+
+        client = self._metadata_client()
+        context = Context.from_json(json.dumps(body), ignore_unknown_fields=False)
+
+        def create() -> dict[str, Any]:
+            try:
+                return _to_dict(client.create_context(parent=self.metadata_store, context=context,
+                                                      context_id=context_id, retry=None, timeout=self._timeout))
+            except Exception as err:
+                if http_status(err) == 409:
+                    return _to_dict(client.get_context(name=f"{self.metadata_store}/contexts/{context_id}",
+                                                       retry=None, timeout=self._timeout))
+                raise
+
+        return dict(self._call("create the experiment", create))
+
+    def update_context_description(self, name: str, description: str) -> None:
+        from google.cloud.aiplatform_v1.types import Context
+        from google.protobuf.field_mask_pb2 import FieldMask
+
+        client = self._metadata_client()
+        self._call("update the experiment description", lambda: client.update_context(
+            context=Context(name=name, description=description), update_mask=FieldMask(paths=["description"]),
+            retry=None, timeout=self._timeout))
+
+    def add_context_children(self, parent_context: str, children: list[str]) -> None:
+        client = self._metadata_client()
+        self._call("add the run to the experiment", lambda: client.add_context_children(
+            context=parent_context, child_contexts=children, retry=None, timeout=self._timeout))
 
 
 def _take(pages: Any, limit: int) -> Iterator[Any]:

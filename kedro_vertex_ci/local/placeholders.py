@@ -34,6 +34,8 @@ class RunContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     job_resource: str = ""  # pipelineJobResourceName reported to exit handlers
     outputs_dir: str = ""  # where tasks write output parameters: <outputs_dir>/<task>/<name>
+    create_time: str = ""  # {{$.pipeline_job_create_time_utc}}
+    schedule_time: str = ""  # {{$.pipeline_job_schedule_time_utc}}: run-local --scheduled-time
 
 
 def output_file(ctx: RunContext, task: str, name: str) -> str:
@@ -185,6 +187,12 @@ def _final_status(group: str, ctx: RunContext, statuses: Mapping[str, str]) -> d
     }
 
 
+def _executor_input(task: Task, ctx: RunContext) -> str:
+    """The part of KFP's ExecutorInput a step reads: where to write its ExecutorOutput (as Vertex's launcher)."""
+    return json.dumps({"outputs": {"outputFile": output_file(ctx, task.name, "executor_output.json")}},
+                      sort_keys=True)
+
+
 def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]) -> str:
     """Replace every ``{{$...}}`` placeholder in one argv item. Unknown placeholders raise ConfigError."""
 
@@ -197,6 +205,9 @@ def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]
             "{{$.pipeline_task_name}}": task.name,
             "{{$.pipeline_task_uuid}}": f"{ctx.run_id}-{task.name}",
             "{{$.pipeline_job_resource_name}}": ctx.job_resource,
+            "{{$.pipeline_job_create_time_utc}}": ctx.create_time,
+            "{{$.pipeline_job_schedule_time_utc}}": ctx.schedule_time,
+            "{{$}}": _executor_input(task, ctx),
         }
         if token in fixed:
             return fixed[token]

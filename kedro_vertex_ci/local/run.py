@@ -66,6 +66,7 @@ class RunOptions:
     to_nodes: Sequence[str] = ()
     resume: bool = False  # skip the steps an earlier attempt with this run id finished
     simulate_step_overhead: float = 0.0  # seconds each step waits before it starts, as on Vertex (plan's S)
+    scheduled_time: str | None = None  # {{$.pipeline_job_schedule_time_utc}}, as a scheduled run gets it
     project: Path | None = None  # where other run-locals are looked for (they share its catalog files)
 
 
@@ -269,6 +270,8 @@ def _context(options: RunOptions, prepared: Prepared, run_id: str) -> RunContext
         params=prepared.params,
         job_resource=f"projects/local/locations/local/pipelineJobs/{job_name}",
         outputs_dir=str(root / run_id / "outputs"),
+        create_time=_utc_now(),
+        schedule_time=options.scheduled_time or "",
     )
 
 
@@ -478,3 +481,10 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _utc_now() -> str:
+    """The job's create time as Vertex writes it (RFC 3339, UTC)."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

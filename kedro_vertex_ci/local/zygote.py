@@ -148,6 +148,7 @@ class Server:
         self.children: dict[int, str] = {}  # pid -> request id
         self.kill_at: dict[int, float] = {}  # pid -> when to SIGKILL
         self._buffer = b""
+        self._selector: selectors.BaseSelector | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
@@ -155,7 +156,7 @@ class Server:
     def serve(self) -> None:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        selector = selectors.DefaultSelector()
+        selector = self._selector = selectors.DefaultSelector()
         selector.register(self.requests, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
         self.reply({"ready": True, "pid": os.getpid()})
@@ -205,6 +206,8 @@ class Server:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
+            if self._selector is not None:  # its epoll fd: a fresh process has none
+                self._selector.close()
             for fd in (self.requests, self.replies, self._wake_r, self._wake_w):
                 os.close(fd)
             code = run_child(request)
@@ -305,14 +308,23 @@ def _reset_signals() -> None:
 
 
 def _redirect(log_path: str) -> None:
-    """stdin from /dev/null; stdout and stderr appended to the step's log (the runner created it)."""
-    stdin = os.open(os.devnull, os.O_RDONLY)
+    """stdin from /dev/null; stdout and stderr appended to the step's log (the runner created it).
+
+    fd 0 was the server's request pipe, already closed, so /dev/null usually lands on fd 0 itself: it must
+    then stay open. Closing it would let the next file the step opens (Kedro's ``info.log`` handler) take
+    fd 0, and the step runtime's own stdin reset would later replace that file by /dev/null.
+    """
+    _point_fd(os.open(os.devnull, os.O_RDONLY), 0)
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(stdin, 0)
     os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(stdin)
-    os.close(log)
+    _point_fd(log, 2)
+
+
+def _point_fd(fd: int, target: int) -> None:
+    """Make ``target`` refer to what ``fd`` refers to, and drop ``fd`` unless it is ``target`` already."""
+    if fd != target:
+        os.dup2(fd, target)
+        os.close(fd)
 
 
 def _reseed() -> None:

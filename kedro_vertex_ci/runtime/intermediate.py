@@ -27,6 +27,7 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # else gcsf
 
 from kedro.io import AbstractDataset, DatasetError  # noqa: E402
 
+from ..model import strip_transcoding  # noqa: E402
 from . import codec  # noqa: E402
 
 FOLDER = "kedro-vertex-ci"
@@ -73,9 +74,9 @@ def _local(path: str) -> str:
 
 def _copy(data: Any) -> Any:
     """Copy like Kedro's MemoryDataset does, so an in-step consumer cannot mutate what another one sees."""
-    from kedro.io.memory_dataset import _copy_with_mode, _infer_copy_mode
+    from ..kedro_private import copy_like_memory_dataset
 
-    return _copy_with_mode(data, copy_mode=_infer_copy_mode(data))
+    return copy_like_memory_dataset(data)
 
 
 class IntermediateDataset(AbstractDataset[Any, Any]):
@@ -111,9 +112,10 @@ class IntermediateDataset(AbstractDataset[Any, Any]):
         producer: str = "",
         meta: Mapping[str, Any] | None = None,
     ) -> IntermediateDataset:
+        """The file of ``name`` in a run, keyed by the name without its transcoding suffix (``m@a`` → ``m``)."""
         meta = {"dataset": name, "run_id": run_id, **(meta or {})}
         return cls(
-            dataset_path(root, run_id, name),
+            dataset_path(root, run_id, strip_transcoding(name)),
             dataset_name=name,
             keep_in_memory=keep_in_memory,
             producer=producer,

@@ -46,8 +46,9 @@ def _quiet_environment() -> None:
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
+        if devnull != 0:  # fd 0 was closed and /dev/null took it: keep it, or a later file takes fd 0
+            os.dup2(devnull, 0)
+            os.close(devnull)
         sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 — lives as long as the process
     except OSError:
         pass
@@ -92,8 +93,12 @@ def _find_in_chain(err: BaseException, kind: type[BaseException]) -> BaseExcepti
 def main(argv: list[str]) -> int:
     """Run one step; returns the process exit code."""
     _quiet_environment()
-    from ..argv import parse_step_args
+    from ..argv import parse_step_args, version_mismatch
 
+    mismatch = version_mismatch(argv)
+    if mismatch:
+        _say(mismatch)
+        return 2
     try:
         inv = parse_step_args(argv)
     except SystemExit as exit_:  # argparse: --help, or a missing required option (already printed)
@@ -104,7 +109,8 @@ def main(argv: list[str]) -> int:
 
     from .resolvers import register, step_environment
 
-    os.environ.update(step_environment(inv.run_id, inv.job_name, inv.status, inv.root))
+    os.environ.update(step_environment(inv.run_id, inv.job_name, inv.status, inv.root, inv.scheduled_time,
+                                       inv.create_time))
     register()
     if inv.timeout:
         _arm_timeout(inv.timeout)
@@ -123,6 +129,10 @@ def main(argv: list[str]) -> int:
 
         return run_task(inv, project)
     extra_hooks = _mlflow_hooks(inv)
+    if inv.executor_input and inv.artifacts:
+        from .artifacts import RecordArtifacts
+
+        extra_hooks = (*extra_hooks, RecordArtifacts(inv.executor_input, inv.artifacts, project))
 
     from ..dynamic_config import ProviderError
     from .session import InjectIntermediates, StepSetupError, run_step

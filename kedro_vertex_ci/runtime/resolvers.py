@@ -35,6 +35,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 RESOLVER = "vertex"
 ENV_PREFIX = "KEDRO_CONFIG_"
@@ -49,10 +50,13 @@ DEFAULTS: Mapping[str, str] = {
 _NO_DEFAULT = object()
 DEFERRED_PREFIX = "<<vertex:"  # what ``${vertex:NAME}`` gives while the compile asks for parameter values
 _deferred: ContextVar[bool] = ContextVar("kedro_vertex_ci_deferred_run_values", default=False)
+_seen: ContextVar[set[str] | None] = ContextVar("kedro_vertex_ci_seen_run_values", default=None)
+# The run's time: the schedule's fire time for a scheduled run, else the job's create time (Airflow's ``ds``).
+RUN_TIME_NAMES = frozenset({"scheduled_time", "scheduled_date"})
 
 
 @contextmanager
-def deferred_run_values() -> Iterator[None]:
+def deferred_run_values() -> Iterator[set[str]]:
     """While active, ``${vertex:NAME}`` resolves to a marker instead of a value (see :func:`is_deferred`).
 
     The compile reads parameter values to type pipeline inputs. A parameter that holds a run value
@@ -60,9 +64,12 @@ def deferred_run_values() -> Iterator[None]:
     the marker lets the compiler leave it to each step, which resolves it when it runs.
     """
     token = _deferred.set(True)
+    seen: set[str] = set()
+    seen_token = _seen.set(seen)
     try:
-        yield
+        yield seen  # the names config asked for: the compile passes the run's times only when needed
     finally:
+        _seen.reset(seen_token)
         _deferred.reset(token)
 
 
@@ -85,12 +92,17 @@ def env_name(name: str) -> str:
 def resolve(name: str, default: object = _NO_DEFAULT) -> object:
     """The value of ``${vertex:name[,default]}``: the env var, else the default, else a built-in default."""
     if _deferred.get():
+        seen = _seen.get()
+        if seen is not None:
+            seen.add(name.strip().lower())
         return f"{DEFERRED_PREFIX}{name.strip()}>>"
     value = os.environ.get(env_name(name))
     if value is not None:
         return value
     if default is not _NO_DEFAULT:
         return default
+    if name.strip().lower() in RUN_TIME_NAMES:  # outside a run (a plain `kedro run`): now
+        return run_time_values(None, None)[env_name(name)]
     builtin = DEFAULTS.get(name.strip().lower())
     if builtin is not None:
         return builtin
@@ -101,16 +113,44 @@ def resolve(name: str, default: object = _NO_DEFAULT) -> object:
 
 
 def step_environment(
-    run_id: str, job_name: str, status: str | None = None, pipeline_root: str | None = None
+    run_id: str, job_name: str, status: str | None = None, pipeline_root: str | None = None,
+    scheduled_time: str | None = None, create_time: str | None = None,
 ) -> dict[str, str]:
     """The ``KEDRO_CONFIG_*`` variables a step exports before Kedro loads config."""
     env = {env_name("run_id"): run_id, env_name("job_name"): job_name}
+    if scheduled_time is not None or create_time is not None:
+        env.update(run_time_values(scheduled_time, create_time))
     if status is not None:
         env[env_name("pipeline_status")] = final_state(status)
         env[env_name("pipeline_error")] = final_error(status)
     if pipeline_root is not None:
         env[env_name("pipeline_root")] = pipeline_root
     return env
+
+
+def _parse_time(text: str | None) -> Any:
+    """A UTC datetime from an RFC 3339 time; None for empty, unsubstituted or zero times."""
+    from datetime import datetime, timezone
+
+    if not text or "{{" in text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return None if moment.year <= 1970 else moment
+
+
+def run_time_values(scheduled_time: str | None, create_time: str | None) -> dict[str, str]:
+    """``KEDRO_CONFIG_SCHEDULED_TIME`` / ``_DATE``: the schedule's fire time, else the job's create time,
+    else now (a run outside Vertex), in UTC as ``2026-01-31T03:00:00Z`` and ``2026-01-31``."""
+    from datetime import datetime, timezone
+
+    moment = _parse_time(scheduled_time) or _parse_time(create_time) or datetime.now(timezone.utc)
+    return {env_name("scheduled_time"): moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            env_name("scheduled_date"): moment.strftime("%Y-%m-%d")}
 
 
 def final_state(status: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from ..argv import StepInvocation
+from ..kedro_private import block_plugin_hooks, register_session_hooks
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,13 @@ class InjectIntermediates:
 
     @hook_impl
     def before_pipeline_run(self, run_params: Mapping[str, Any], pipeline: Any, catalog: Any) -> None:
-        from kedro.io.memory_dataset import _is_memory_dataset
+        from kedro.io import MemoryDataset
 
         from .intermediate import IntermediateDataset
 
         def provided_by_catalog(name: str) -> bool:
             dataset = catalog.get(name)
-            return dataset is not None and not _is_memory_dataset(dataset)
+            return dataset is not None and not isinstance(dataset, MemoryDataset)
 
         consumed = {name for node in pipeline.nodes for name in node.inputs}
         produced = {name for node in pipeline.nodes for name in node.outputs}
@@ -145,9 +146,7 @@ def run_step(
     injector = injector or InjectIntermediates(inv)
     session = _create_session(inv, project)
     with session:
-        # The session's own hook manager: Kedro offers no public way to add a hook for one session.
-        for hook in (injector, *extra_hooks):
-            session._hook_manager.register(hook)
+        register_session_hooks(session, (injector, *extra_hooks))
         session.run(**_pipeline_argument(session, inv.pipeline), node_names=list(inv.nodes))
 
 
@@ -191,7 +190,6 @@ def _skip_disabled_plugin_imports() -> None:
     from importlib.metadata import distributions
 
     from kedro.framework.project import settings
-    from kedro.framework.session import session as session_module
 
     disabled = set(getattr(settings, "DISABLE_HOOKS_FOR_PLUGINS", ()) or ())
     if not disabled:
@@ -205,15 +203,7 @@ def _skip_disabled_plugin_imports() -> None:
             if ep.group == "kedro.hooks"
         }
     )
-    create = session_module._create_hook_manager
-
-    def create_with_blocked() -> Any:
-        manager = create()
-        for name in blocked:
-            manager.set_blocked(name)
-        return manager
-
-    session_module._create_hook_manager = create_with_blocked  # type: ignore[attr-defined]
+    block_plugin_hooks(blocked)
 
 
 def _pipeline_argument(session: Any, pipeline: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""``init --github``: the GitHub workflow, the project Dockerfile and .dockerignore, and the GCP setup text.
+"""``init --github``: the GitHub workflow and dependabot.yml, the project Dockerfile and .dockerignore, and
+the one-time GCP setup script.
 
-Rendering is pure (values in, text out); :func:`write_github_scaffold` is the one function that touches the
-disk, and it never overwrites a file unless asked to. Git is asked (read-only) for the default branch, the
-repository root and the GitHub repository name.
+Rendering is pure (values in, text out); :func:`write_plan` is the one function that touches the disk, and
+it never overwrites a file unless asked to. Git is asked (read-only) for the default branch, the repository
+root and the GitHub repository name; the action pins are resolved by the caller (:mod:`.pins`).
 """
 
 from __future__ import annotations
@@ -13,21 +14,20 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..fsutil import atomic_write
+from ..errors import ConfigError, Problem
+from ..fsutil import atomic_write, current_umask
+from .pins import ACTION_MAJOR, ACTION_REPOSITORY, CHECKOUT_REPOSITORY, CHECKOUT_SHA, CHECKOUT_VERSION, Pin
 
 WORKFLOW_PATH = Path(".github/workflows/kedro-vertex.yml")
-
-# Pins for every `uses:` in the generated workflow: a full commit SHA and the tag it was cut from.
-CHECKOUT_SHA, CHECKOUT_VERSION = "08c6903cd8c0fde910a37f88322edcfb5dd907a8", "v5.0.0"
-# The released kedro-vertex action; scripts/release-action-image.sh stamps these at each release.
-ACTION_REPOSITORY = "kedro-vertex-ci/kedro-vertex-action"
-ACTION_SHA, ACTION_VERSION = "0000000000000000000000000000000000000000", "v0.1.0"
+DEPENDABOT_PATH = Path(".github/dependabot.yml")
+SETUP_SCRIPT = "gcp-setup.sh"
 # The project image's base, pinned by digest (python:3.11-slim-bookworm).
 PROJECT_BASE_IMAGE = (
     "python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91"
 )
+RUNTIME_SA_NAME = "kedro-pipelines"  # what the Vertex AI steps run as
+CI_SA_NAME = "kedro-vertex-ci"  # what the workflow impersonates
 _GITHUB_REMOTE = re.compile(r"github\.com[:/](?P<repo>[^/\s]+/[^/\s]+?)(?:\.git)?/?$")
-_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -52,40 +52,56 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
+OFFLINE_ACTION = Pin(ACTION_REPOSITORY, ACTION_MAJOR)
+OFFLINE_CHECKOUT = Pin(CHECKOUT_REPOSITORY, CHECKOUT_SHA, CHECKOUT_VERSION)
+
+
 def render_workflow(
     default_branch: str,
     *,
     working_directory: str = ".",
-    action_repository: str = ACTION_REPOSITORY,
-    action_sha: str = ACTION_SHA,
-    action_version: str = ACTION_VERSION,
+    action: Pin = OFFLINE_ACTION,
+    checkout: Pin = OFFLINE_CHECKOUT,
 ) -> str:
-    """The workflow YAML. ``default_branch`` may be ``$default-branch`` (organisation templates)."""
-    if not _SHA.match(action_sha):
-        raise ValueError(f"the action must be pinned to a full commit SHA, got {action_sha!r}")
-    workdir = "" if working_directory in ("", ".") else f"          working-directory: {working_directory}\n"
+    """The workflow YAML. ``default_branch`` may be ``$default-branch`` (organisation templates).
+
+    When the project is a subfolder of the repository, pushes and pull requests that touch neither it nor
+    the workflow do not start a run (``paths:``).
+    """
+    sub = working_directory not in ("", ".")
+    workdir = f"          working-directory: {working_directory}\n" if sub else ""
+    paths = f'    paths: ["{working_directory}/**", "{WORKFLOW_PATH.as_posix()}"]\n' if sub else ""
     return _fill(
         _template("kedro-vertex.yml"),
         {
             "DEFAULT_BRANCH": default_branch,
-            "CHECKOUT_SHA": CHECKOUT_SHA,
-            "CHECKOUT_VERSION": CHECKOUT_VERSION,
-            "ACTION_REPOSITORY": action_repository,
-            "ACTION_SHA": action_sha,
-            "ACTION_VERSION": action_version,
+            "CHECKOUT_USES": checkout.uses(),
+            "ACTION_USES": action.uses(),
             "WORKING_DIRECTORY": workdir,
+            "PATHS": paths,
         },
     )
 
 
-def kedro_vertex_ci_requirement() -> str:
-    """``kedro-vertex-ci==<installed version>``: the image runs the same step runtime that compiled the spec."""
-    from importlib.metadata import PackageNotFoundError, version
+def render_dependabot(working_directory: str = ".") -> str:
+    """Weekly update PRs for the pinned actions, the Dockerfile's base image and the project's requirements;
+    a release must be a week old first (a compromised release is usually pulled within days)."""
+    folder = "/" if working_directory in ("", ".") else f"/{working_directory}"
+    entries = [("github-actions", "/"), ("docker", folder), ("pip", folder)]
+    lines = ["# Keeps the pins of the kedro-vertex workflow and image fresh (written by `kedro-vertex-ci init --github`).",
+             "version: 2", "updates:"]
+    for ecosystem, directory in entries:
+        lines += [f"  - package-ecosystem: {ecosystem}", f'    directory: "{directory}"',
+                  "    schedule:", "      interval: weekly", "    cooldown:", "      default-days: 7"]
+    return "\n".join(lines) + "\n"
 
-    try:
-        return f"kedro-vertex-ci=={version('kedro-vertex-ci')}"
-    except PackageNotFoundError:
-        return "kedro-vertex-ci"
+
+def kedro_vertex_ci_requirement() -> str:
+    """``kedro-vertex-ci==<this version>``: the image runs the step runtime of the version that compiles the
+    spec (the Action of the same release), so steps understand the compiled command lines."""
+    from .. import __version__
+
+    return f"kedro-vertex-ci=={__version__}"
 
 
 def render_dockerfile(*, has_requirements: bool, base_image: str = PROJECT_BASE_IMAGE) -> str:
@@ -98,17 +114,20 @@ def render_dockerfile(*, has_requirements: bool, base_image: str = PROJECT_BASE_
             "REQUIREMENTS_ARGS": "-r requirements.txt " if has_requirements else "",
             "KVC_REQUIREMENT": kedro_vertex_ci_requirement(),
         },
-    ).replace("\n\n\nRUN", "\nRUN")
+    ).replace("\n\nRUN python3 -m venv", "\nRUN python3 -m venv")
 
 
 def render_dockerignore() -> str:
     return _template("dockerignore")
 
 
-def _bucket_of(root: str | None, project_id: str) -> str:
-    if root:
-        return root.removeprefix("gs://").split("/", 1)[0]
-    return f"{project_id}-vertex-pipelines"
+def _bucket_of(root: str | None, project_id: str) -> tuple[str, str]:
+    """(bucket, the pipeline root's path inside it with a trailing slash, or "") of ``run_config.root``."""
+    if root and root.startswith("gs://"):
+        bucket, _, path = root.removeprefix("gs://").partition("/")
+        path = path.strip("/")
+        return bucket, f"{path}/" if path else ""
+    return f"{project_id}-vertex-pipelines", ""
 
 
 def _artifact_repository(image: str | None) -> str:
@@ -119,26 +138,74 @@ def _artifact_repository(image: str | None) -> str:
     return "kedro"
 
 
-def render_gcp_setup(
-    *,
-    project_id: str,
-    region: str,
-    github_repository: str | None,
-    bucket: str,
-    artifact_repository: str = "kedro",
-) -> str:
-    """The one-time gcloud/gh commands (pool, provider with an attribute condition on the repository id,
-    service account, roles, workloadIdentityUser binding, repository variables), as copy-paste text."""
+@dataclass(frozen=True)
+class SetupValues:
+    """Everything gcp-setup.sh needs, all from one vertexai.yml (plus the GitHub repository)."""
+
+    project_id: str
+    region: str
+    github_repository: str
+    bucket: str
+    root_prefix: str
+    artifact_repository: str
+    runtime_service_account: str
+
+
+def runtime_service_account(project_id: str) -> str:
+    return f"{RUNTIME_SA_NAME}@{project_id}.iam.gserviceaccount.com"
+
+
+def setup_values(vertexai_text: str, github_repository: str, *, project_id: str, region: str) -> SetupValues:
+    """Project, region, bucket, registry and runtime account as the vertexai.yml text says (the given
+    project and region only where the file has none)."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(vertexai_text) or {}
+    except yaml.YAMLError:
+        loaded = {}
+    loaded = loaded if isinstance(loaded, dict) else {}
+    run_config = loaded.get("run_config") if isinstance(loaded.get("run_config"), dict) else {}
+    project_id, region = str(loaded.get("project_id") or project_id), str(loaded.get("region") or region)
+    bucket, prefix = _bucket_of(run_config.get("root"), project_id)
+    account = str(run_config.get("service_account") or runtime_service_account(project_id))
+    return SetupValues(
+        project_id=project_id, region=region, github_repository=github_repository, bucket=bucket,
+        root_prefix=prefix, artifact_repository=_artifact_repository(run_config.get("image")),
+        runtime_service_account=account.rsplit("/", 1)[-1],
+    )
+
+
+def render_gcp_setup(values: SetupValues) -> str:
+    """gcp-setup.sh: pool, provider bound to the repository id, runtime and CI accounts with the least
+    rights each needs, Cloud Build's rights, the bucket lifecycle rule and the repository variables."""
+    import shlex
+
     return _fill(
         _template("gcp-setup.sh"),
         {
-            "PROJECT_ID": project_id,
-            "REGION": region,
-            "GITHUB_REPO": github_repository or "OWNER/REPO",
-            "BUCKET": bucket,
-            "AR_REPOSITORY": artifact_repository,
+            "PROJECT_ID": shlex.quote(values.project_id),
+            "REGION": shlex.quote(values.region),
+            "GITHUB_REPO": shlex.quote(values.github_repository),
+            "BUCKET": shlex.quote(values.bucket),
+            "ROOT_PREFIX": shlex.quote(values.root_prefix) if values.root_prefix else '""',
+            "AR_REPOSITORY": shlex.quote(values.artifact_repository),
+            "RUNTIME_SA": shlex.quote(values.runtime_service_account),
+            "CI_SA_NAME": CI_SA_NAME,
         },
     )
+
+
+_SERVICE_ACCOUNT_LINE = re.compile(r"^  # service_account: \S+@\S+\.iam\.gserviceaccount\.com$", re.MULTILINE)
+
+
+def with_runtime_service_account(vertexai_text: str, project_id: str) -> str:
+    """The template with ``run_config.service_account`` set to the runtime account gcp-setup.sh creates."""
+    line = f"  service_account: {runtime_service_account(project_id)}"
+    replaced, count = _SERVICE_ACCOUNT_LINE.subn(line, vertexai_text, count=1)
+    if count:
+        return replaced
+    return vertexai_text.replace("\nrun_config:\n", f"\nrun_config:\n{line}\n", 1)
 
 
 def _git(folder: Path, *args: str) -> str | None:
@@ -162,7 +229,7 @@ def detect_default_branch(folder: Path) -> str:
 
 def detect_git(folder: Path) -> GitFacts:
     root = _git(folder, "rev-parse", "--show-toplevel")
-    remote = _git(folder, "remote", "get-url", "origin") or ""
+    remote = _git(folder, "config", "--get", "remote.origin.url") or ""  # as written, before insteadOf
     match = _GITHUB_REMOTE.search(remote)
     return GitFacts(
         root=Path(root).resolve() if root else None,
@@ -171,73 +238,125 @@ def detect_git(folder: Path) -> GitFacts:
     )
 
 
-def _read_run_config(project: Path) -> dict[str, str]:
-    """``run_config.root`` and ``.image`` from conf/base/vertexai.yml if it exists (best effort)."""
-    import yaml
-
-    path = project / "conf" / "base" / "vertexai.yml"
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 (init checks that first)
-        return {}
-    run_config = loaded.get("run_config") if isinstance(loaded, dict) else None
-    if not isinstance(run_config, dict):
-        return {}
-    return {key: str(run_config[key]) for key in ("root", "image") if run_config.get(key)}
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
-def gcp_setup_commands(project: Path, *, project_id: str, region: str) -> str:
-    """The setup text for this project: bucket and registry from its vertexai.yml, repo from git."""
-    git = detect_git(project)
-    run_config = _read_run_config(project)
-    return render_gcp_setup(
-        project_id=project_id,
-        region=region,
-        github_repository=git.github_repository,
-        bucket=_bucket_of(run_config.get("root"), project_id),
-        artifact_repository=_artifact_repository(run_config.get("image")),
-    )
+@dataclass(frozen=True)
+class ScaffoldPlan:
+    """What ``init --github`` writes (path -> text), which file is the setup script, and notes to print."""
+
+    files: dict[Path, str]
+    setup_script: Path
+    notes: tuple[str, ...] = ()
 
 
-def planned_files(project: Path, *, project_id: str, region: str, project_name: str | None = None) -> dict[Path, str]:
-    """Every file ``init --github`` would write, with its text (nothing is written here)."""
+def plan_scaffold(
+    project: Path,
+    *,
+    project_id: str,
+    region: str,
+    project_name: str | None = None,
+    github_repository: str | None = None,
+    force: bool = False,
+    action: Pin = OFFLINE_ACTION,
+    checkout: Pin = OFFLINE_CHECKOUT,
+) -> ScaffoldPlan:
+    """Every file ``init --github`` would write, with its text; nothing is written here.
+
+    Raises :class:`ConfigError` when the GitHub repository is unknown (no github.com remote and no
+    ``--github-repo``): the setup script binds the identity pool to that repository and has no placeholder.
+    """
     project = project.resolve()
     git = detect_git(project)
+    repository = github_repository or git.github_repository
+    if not repository:
+        raise ConfigError([Problem("--github-repo", "", "the GitHub repository is unknown: no github.com remote "
+                                   "named origin; pass --github-repo OWNER/NAME")])
+    if not _REPOSITORY.match(repository):
+        raise ConfigError([Problem("--github-repo", "", f"expected OWNER/NAME, got {repository!r}")])
     repo_root = git.root if git.root and project.is_relative_to(git.root) else project
     working_directory = project.relative_to(repo_root).as_posix() if repo_root != project else "."
     files = {
-        repo_root / WORKFLOW_PATH: render_workflow(git.default_branch, working_directory=working_directory),
+        repo_root / WORKFLOW_PATH: render_workflow(git.default_branch, working_directory=working_directory,
+                                                   action=action, checkout=checkout),
+        repo_root / DEPENDABOT_PATH: render_dependabot(working_directory),
         project / "Dockerfile": render_dockerfile(has_requirements=(project / "requirements.txt").is_file()),
         project / ".dockerignore": render_dockerignore(),
     }
     vertexai = project / "conf" / "base" / "vertexai.yml"
-    if not vertexai.exists():
+    notes: list[str] = []
+    if vertexai.exists() and not force:
+        vertexai_text = vertexai.read_bytes().decode("utf-8", errors="replace")  # init refuses non-UTF-8 first
+        notes += _kept_config_notes(vertexai_text, project_id, region)
+    else:
         from ..config_template import render_template
 
-        files[vertexai] = render_template(project_id, region, project_name or project.name)
-    return files
+        vertexai_text = with_runtime_service_account(
+            render_template(project_id, region, project_name or project.name), project_id)
+        files[vertexai] = vertexai_text
+    values = setup_values(vertexai_text, repository, project_id=project_id, region=region)
+    script = project / SETUP_SCRIPT
+    files[script] = render_gcp_setup(values)
+    return ScaffoldPlan(files=files, setup_script=script, notes=tuple(notes))
+
+
+def _kept_config_notes(vertexai_text: str, project_id: str, region: str) -> list[str]:
+    """What the user should know when the existing vertexai.yml, not the command line, drives the setup."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(vertexai_text) or {}
+    except yaml.YAMLError:
+        return []
+    if not isinstance(loaded, dict):
+        return []
+    notes = []
+    for key, given in (("project_id", project_id), ("region", region)):
+        if str(loaded.get(key)) != given:
+            notes.append(f"conf/base/vertexai.yml has {key}: {loaded.get(key)} (not {given}); {SETUP_SCRIPT} "
+                         f"and the workflow use the file's value (--force rewrites the file)")
+    run_config = loaded.get("run_config") if isinstance(loaded.get("run_config"), dict) else {}
+    if not run_config.get("service_account"):
+        notes.append(f"add `service_account: {runtime_service_account(str(loaded.get('project_id')))}` under "
+                     f"run_config in conf/base/vertexai.yml so the steps run as the account {SETUP_SCRIPT} creates")
+    return notes
 
 
 def write_github_scaffold(
-    project: Path, *, force: bool, project_id: str, region: str, project_name: str | None = None
+    project: Path,
+    *,
+    force: bool,
+    project_id: str,
+    region: str,
+    project_name: str | None = None,
+    github_repository: str | None = None,
+    action: Pin = OFFLINE_ACTION,
+    checkout: Pin = OFFLINE_CHECKOUT,
 ) -> list[Path]:
-    """Write the workflow (at the git root), Dockerfile, .dockerignore and vertexai.yml where missing.
+    """Write the workflow and dependabot.yml (at the git root), Dockerfile, .dockerignore, gcp-setup.sh and
+    vertexai.yml where missing.
 
     A file that already exists is kept as it is (the user's own Dockerfile stays) unless ``force``; an
     identical file is never rewritten. Returns the paths written; :func:`skipped_files` names the others.
     """
+    plan = plan_scaffold(project, project_id=project_id, region=region, project_name=project_name,
+                         github_repository=github_repository, force=force, action=action, checkout=checkout)
+    return write_plan(plan, force=force)
+
+
+def write_plan(plan: ScaffoldPlan, *, force: bool) -> list[Path]:
     written = []
-    for path, text in planned_files(project, project_id=project_id, region=region, project_name=project_name).items():
+    for path, text in plan.files.items():
         if path.exists() and (not force or _same_bytes(path, text)):
             continue
-        written.append(atomic_write(path, text))
+        executable = 0o777 & ~current_umask() if path == plan.setup_script else None
+        written.append(atomic_write(path, text, mode=executable))
     return written
 
 
-def skipped_files(project: Path, *, project_id: str, region: str) -> list[Path]:
-    """Files ``write_github_scaffold`` would keep (they exist and differ): say so, and mention --force."""
-    planned = planned_files(project, project_id=project_id, region=region)
-    return [path for path, text in planned.items() if path.exists() and not _same_bytes(path, text)]
+def skipped_files(plan: ScaffoldPlan) -> list[Path]:
+    """Files ``write_plan`` would keep (they exist and differ): say so, and mention --force."""
+    return [path for path, text in plan.files.items() if path.exists() and not _same_bytes(path, text)]
 
 
 def _same_bytes(path: Path, text: str) -> bool:

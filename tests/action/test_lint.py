@@ -18,7 +18,10 @@ from kedro_vertex_ci.scaffold.github import (
     render_workflow,
     write_github_scaffold,
 )
+from kedro_vertex_ci.scaffold.pins import resolve_action, resolve_checkout
 from kedro_vertex_ci.testing import make_project
+
+from .remotes import point_github_at, standard_remotes
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -28,11 +31,20 @@ USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real project scaffolded by `init --github` (workflow, Dockerfile with requirements)."""
+    """A real project scaffolded by `init --github` (workflow, Dockerfile with requirements), its actions
+    pinned through `git ls-remote` of local stand-ins for the GitHub repositories."""
     root = tmp_path_factory.mktemp("scaffold")
+    standard_remotes(root / "github")
+    point_github_at(root / "gitconfig", root / "github")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GIT_CONFIG_GLOBAL", str(root / "gitconfig"))
+        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        action, checkout = resolve_action(), resolve_checkout()
+    assert action.pinned and checkout.pinned
     project = make_project(root, "spaceflights", shape="chain", n=3)
     (project / "requirements.txt").write_text("kedro>=1.0\n")
-    write_github_scaffold(project, force=False, project_id="acme-ml", region="europe-west4")
+    write_github_scaffold(project, force=False, project_id="acme-ml", region="europe-west4",
+                          github_repository="acme/spaceflights", action=action, checkout=checkout)
     return project
 
 
@@ -41,12 +53,30 @@ def _workflows(generated: Path) -> list[Path]:
 
 
 def test_zizmor_offline_finds_nothing(generated: Path) -> None:
-    paths = [*map(str, _workflows(generated)), str(ROOT / "action.yml")]
+    paths = [str(generated / ".github" / "workflows" / "kedro-vertex.yml"),
+             str(generated / ".github" / "dependabot.yml"), str(ROOT / "action.yml")]
     result = subprocess.run(
         [str(BIN / "zizmor"), "--offline", "--no-progress", *paths], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout
+
+
+def test_zizmor_on_the_org_template_allows_only_the_action_major_tag(tmp_path: Path) -> None:
+    """The org template cannot know a release SHA (users' `pin-actions` or Dependabot pin it): zizmor accepts
+    a ref pin for the Action alone, every other action must still be hash-pinned."""
+    config = tmp_path / "zizmor.yml"
+    config.write_text('rules:\n  unpinned-uses:\n    config:\n      policies:\n'
+                      '        "getindata/kedro-vertex-action": ref-pin\n        "*": hash-pin\n')
+    command = [str(BIN / "zizmor"), "--offline", "--no-progress", "--config", str(config)]
+    result = subprocess.run([*command, str(TEMPLATE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    unpinned_checkout = tmp_path / "kedro-vertex.yml"
+    unpinned_checkout.write_text(TEMPLATE.read_text().replace(
+        next(line for line in TEMPLATE.read_text().splitlines() if "actions/checkout@" in line),
+        "        uses: actions/checkout@v5"))
+    result = subprocess.run([*command, str(unpinned_checkout)], capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "unpinned-uses" in result.stdout
 
 
 def test_zizmor_would_catch_an_unsafe_workflow(tmp_path: Path) -> None:
@@ -114,14 +144,19 @@ def test_workflow_security_shape(generated: Path) -> None:
         checkout = job["steps"][0]
         assert checkout["with"]["persist-credentials"] is False
         uses = [USES.match(line) for line in text.splitlines() if USES.match(line)]
-        assert uses
+        assert len(uses) == 3  # checkout, the opt-in pip cache, the Action
         for match in uses:
+            if path == TEMPLATE and match["ref"] == "getindata/kedro-vertex-action@v1":
+                continue  # the org template follows the major tag (see the zizmor test above)
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", match["ref"]), match["ref"]
             assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", match["comment"]), match["comment"]
 
 
 def test_release_script_can_pin_the_published_image() -> None:
-    """scripts/release-action-image.sh rewrites exactly this line to `docker://REPO@sha256:…`."""
+    """scripts/stamp-action.sh rewrites exactly this line to `docker://REPO@sha256:…` (tests/test_release.py
+    dry-runs it); both release paths call it."""
     lines = (ROOT / "action.yml").read_text().splitlines()
     assert lines.count("  image: Dockerfile") == 1
-    assert "s|^  image: Dockerfile$|" in (ROOT / "scripts" / "release-action-image.sh").read_text()
+    assert "s|^  image: Dockerfile$|" in (ROOT / "scripts" / "stamp-action.sh").read_text()
+    for caller in ("scripts/release-action-image.sh", ".github/workflows/release.yml"):
+        assert "scripts/stamp-action.sh" in (ROOT / caller).read_text(), caller

@@ -263,3 +263,16 @@ def test_an_image_already_tagged_with_the_commit_is_not_rebuilt(action_env, fake
     code, log = run_action(forced, monkeypatch)
     assert code == 0, log
     assert len(fake.calls("POST", r"/builds$")) == 1  # force: true rebuilds
+
+
+def test_mode_unschedule_deletes_the_pipelines_schedule_and_tolerates_none(action_env, fake, github,
+                                                                            monkeypatch) -> None:
+    code, log = run_action(action_env("push_main", cron="0 6 * * 1", build="false"), monkeypatch)
+    assert code == 0, log
+    scheduled, = fake.active_schedules()
+    code, log = run_action(action_env("push_main", mode="unschedule"), monkeypatch)
+    assert code == 0, log
+    assert not fake.schedules and not fake.calls("POST", "builds")
+    assert read_outputs(Path(action_env("push_main")["GITHUB_OUTPUT"]))["schedule-name"] == scheduled["name"]
+    again, log = run_action(action_env("push_main", mode="unschedule"), monkeypatch)
+    assert again == 0 and "nothing to delete" in log

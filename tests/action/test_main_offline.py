@@ -237,3 +237,19 @@ def test_the_constraints_are_every_installed_distribution_but_the_installers() -
 
     text = constraints_text([("Kedro", "1.7.0"), ("google_cloud.storage", "3.1"), ("pip", "26"), ("wheel", "0.4")])
     assert text == "google-cloud-storage==3.1\nkedro==1.7.0\n"
+
+
+def test_an_unpinned_per_node_image_is_refused_before_any_cloud_call(tmp_path: Path, make_env) -> None:
+    workspace = tmp_path / "workspace"
+    run_config = {**VERTEXAI["run_config"], "resources": {"node_1": {"image": "ghcr.io/acme/gpu:latest"}}}
+    make_project(workspace, "spaceflights", shape="diamond", n=5, vertexai={**VERTEXAI, "run_config": run_config})
+    code, log = _run(make_env("push_branch", working_directory="spaceflights"))
+    assert code == 2, log
+    assert "ghcr.io/acme/gpu:latest (step node-1)" in log and "IMAGE@sha256:DIGEST" in log
+    assert "Traceback" not in log
+
+    pinned = {"node_1": {"image": "ghcr.io/acme/gpu@sha256:" + "a" * 64}}
+    make_project(workspace, "spaceflights", shape="diamond", n=5,
+                 vertexai={**VERTEXAI, "run_config": {**VERTEXAI["run_config"], "resources": pinned}})
+    code, log = _run(make_env("push_branch", working_directory="spaceflights", dry_run="true"))
+    assert code == 0, log

@@ -131,13 +131,14 @@ def test_every_file_init_github_writes_is_0644_under_umask_022(project: Path, tm
     (copy / "conf" / "base" / "vertexai.yml").unlink()
     old = os.umask(0o022)
     try:
-        out = invoke(["init", "my-project", "europe-west1", "--github"], cwd=copy)
+        out = invoke(["init", "my-project", "europe-west1", "--github", "--github-repo", "acme/p"], cwd=copy)
     finally:
         os.umask(old)
     assert out.exit_code == 0, out.output + out.crashed
     written = [line.split(" ", 1)[1] for line in out.output.splitlines() if line.startswith("wrote ")]
     assert {"Dockerfile", ".dockerignore", ".gitignore", "conf/base/vertexai.yml"} <= set(written), written
     modes = {name: stat.S_IMODE((copy / name).stat().st_mode) for name in written}
+    assert modes.pop("gcp-setup.sh") == 0o755  # the setup script is executable, within the umask too
     assert set(modes.values()) == {0o644}, modes
 
 
@@ -195,7 +196,7 @@ def test_init_github_with_a_non_utf8_vertexai_yml_writes_nothing(project: Path, 
     copy = tmp_path / "p"
     shutil.copytree(project, copy)
     (copy / "conf" / "base" / "vertexai.yml").write_bytes(b"project_id: \xff\xfe\n")
-    out = invoke(["init", "my-project", "europe-west1", "--github"], cwd=copy)
+    out = invoke(["init", "my-project", "europe-west1", "--github", "--github-repo", "acme/p"], cwd=copy)
     assert not out.crashed, out.crashed
     assert out.exit_code == 2 and "vertexai.yml: is not UTF-8 text (byte 0xff at offset 12)" in out.output
     assert not (copy / "Dockerfile").exists() and not (copy / ".gitignore").exists()
@@ -208,7 +209,7 @@ def test_init_github_keeps_a_non_utf8_dockerfile_byte_for_byte(project: Path, tm
     shutil.copytree(project, copy)
     (copy / "conf" / "base" / "vertexai.yml").unlink()
     (copy / "Dockerfile").write_bytes(b"FROM python:3.11\n# caf\xe9\n")
-    out = invoke(["init", "my-project", "europe-west1", "--github"], cwd=copy)
+    out = invoke(["init", "my-project", "europe-west1", "--github", "--github-repo", "acme/p"], cwd=copy)
     assert out.exit_code == 0 and not out.crashed, out.output + out.crashed
     assert "kept Dockerfile" in out.output
     assert (copy / "Dockerfile").read_bytes() == b"FROM python:3.11\n# caf\xe9\n"

@@ -236,11 +236,11 @@ def test_init_writes_a_valid_template_and_refuses_to_overwrite(kedro_new_project
     assert result.returncode == 0, result.stderr
     written = kedro_new_project / "conf" / "base" / "vertexai.yml"
     assert "project_id: my-project" in written.read_text()
-    again = _run([CLI, "init", "other", "us-central1"], kedro_new_project)
+    again = _run([CLI, "init", "other-project", "us-central1"], kedro_new_project)
     assert again.returncode == 2 and "already exists; pass --force to overwrite it" in again.stderr
     assert "project_id: my-project" in written.read_text()
-    forced = _run([CLI, "init", "other", "us-central1", "--force"], kedro_new_project)
-    assert forced.returncode == 0 and "project_id: other" in written.read_text()
+    forced = _run([CLI, "init", "other-project", "us-central1", "--force"], kedro_new_project)
+    assert forced.returncode == 0 and "project_id: other-project" in written.read_text()
     # The real `kedro new` project compiles with the written config (its pipeline is empty).
     (kedro_new_project / "src" / "demo" / "pipeline_registry.py").write_text(
         "from kedro.pipeline import Pipeline, node\n\n"

@@ -105,7 +105,7 @@ def test_template_written_by_init_validates_as_written() -> None:
         assert f"{name}:" in text, name
 
 
-BASE = "project_id: p\nregion: europe-west1\nrun_config:\n  image: img\n"
+BASE = "project_id: my-project\nregion: europe-west1\nrun_config:\n  image: img\n"
 
 BAD_CONFIGS = {
     "unknown key with suggestion": (
@@ -124,11 +124,11 @@ BAD_CONFIGS = {
     ),
     "bad memory string": (
         BASE + "  resources:\n    __default__:\n      memory: 2GB\n",
-        ['F:7: run_config.resources.__default__.memory: invalid memory \'2GB\': use a whole number with a unit, e.g. "512Mi", "8Gi", "4G"'],
+        ['F:7: run_config.resources.__default__.memory: invalid memory \'2GB\': a whole number with an optional unit K, M, G, T, P, E or Ki … Ei ("8Gi", "512M"), above 0 and at most 624G (Vertex AI\'s limit).'],
     ),
     "bad cpu string": (
         BASE + "  resources:\n    model_training:\n      cpu: two\n",
-        ['F:7: run_config.resources.model_training.cpu: invalid cpu \'two\': use a number ("2", "0.5") or millicores ("500m")'],
+        ['F:7: run_config.resources.model_training.cpu: invalid cpu \'two\': a number ("2", "0.5") or whole millicores ("500m"), above 0 and at most 96 (Vertex AI\'s limit).'],
     ),
     "bad cron": (
         BASE + "  schedules:\n    default_schedule:\n      cron_expression: '0 25 * * *'\n",
@@ -146,11 +146,11 @@ BAD_CONFIGS = {
         ["F:8: run_config.schedules.nightly.timezone: unknown time zone 'Mars/Olympus' (use an IANA name like Europe/Warsaw)"],
     ),
     "missing image": (
-        "project_id: p\nregion: europe-west1\nrun_config:\n  root: b/x\n",
+        "project_id: my-project\nregion: europe-west1\nrun_config:\n  root: bucket/x\n",
         ["F:3: run_config.image: required key is missing"],
     ),
     "missing run_config": (
-        "project_id: p\nregion: europe-west1\n",
+        "project_id: my-project\nregion: europe-west1\n",
         ["F: run_config: required key is missing"],
     ),
     "bad label": (
@@ -170,11 +170,11 @@ BAD_CONFIGS = {
         BASE + "  caching: maybe\n  resources:\n    __default__:\n      memory: lots\n  imagee: x\n",
         [
             "F:5: run_config.caching: Input should be a valid boolean, unable to interpret input (got 'maybe')",
-            "F:8: run_config.resources.__default__.memory: invalid memory 'lots': use a whole number with a unit, e.g. \"512Mi\", \"8Gi\", \"4G\"",
+            "F:8: run_config.resources.__default__.memory: invalid memory 'lots': a whole number with an optional unit K, M, G, T, P, E or Ki … Ei (\"8Gi\", \"512M\"), above 0 and at most 624G (Vertex AI's limit).",
             "F:9: run_config.imagee: unknown key; did you mean 'image'?",
         ],
     ),
-    "not YAML": ("project_id: [p\n", ["F:2: not valid YAML: expected ',' or ']', but got '<stream end>'"]),
+    "not YAML": ("project_id: [p\n", ["F:2: not valid YAML: did not find expected ',' or ']' (while parsing a flow sequence)"]),
 }
 
 
@@ -190,10 +190,10 @@ def test_old_keys_warn_with_migration_and_keep_their_meaning(tmp_path: Path) -> 
     path = str(tmp_path / "vertexai.yml")
     warnings = [w.replace(path, "F") for w in parsed.warnings]
     assert warnings == [
-        "F:5: run_config.image_pull_policy is a kedro-vertexai 0.x key: Vertex AI always pulls the image; pin it by digest instead (kedro-vertex-ci build does). Remove the key.",
-        "F:6: run_config.ttl is a kedro-vertexai 0.x key: Vertex AI keeps no Argo workflow to expire; remove the key.",
-        "F:7: run_config.vertex_ai_networking is a kedro-vertexai 0.x key: renamed: move its 'vpc' and 'host_aliases' under run_config.network.",
-        "F:9: on_exit_pipeline is a kedro-vertexai 0.x key: belongs under run_config: move it to run_config.on_exit_pipeline.",
+        "F:5: run_config.image_pull_policy is a kedro-vertexai 0.x key (Kubeflow's pull policy): Vertex AI always pulls the image; pin it by digest instead (kedro-vertex-ci build does). Remove the key.",
+        "F:6: run_config.ttl is a kedro-vertexai 1.0 key (seconds to keep the Argo workflow, its pods and volume after a run) that Vertex AI never used: nothing replaces it, since Vertex AI keeps no such workflow; to expire intermediate data, set a lifecycle rule on the pipeline root's bucket. Remove the key.",
+        "F:7: run_config.vertex_ai_networking is a kedro-vertexai 0.x key, renamed: move its 'vpc' and 'host_aliases' under run_config.network.",
+        "F:9: on_exit_pipeline is a kedro-vertexai 0.x place for the key: move it to run_config.on_exit_pipeline.",
     ]
     assert parsed.config.run_config.network.vpc == "my-vpc"
     assert parsed.config.run_config.on_exit_pipeline == "notify"
@@ -206,7 +206,7 @@ def test_error_lines_point_at_the_environment_file_that_set_the_key(tmp_path: Pa
     local = tmp_path / "local.yml"
     base.write_text(BASE + "  caching: true\n")
     local.write_text("run_config:\n  caching: maybe\n")
-    raw = {"project_id": "p", "region": "r", "run_config": {"image": "img", "caching": "maybe"}}
+    raw = {"project_id": "my-project", "region": "europe-west1", "run_config": {"image": "img", "caching": "maybe"}}
     sources = [ConfigSource(local, local.read_text()), ConfigSource(base, base.read_text())]
     with pytest.raises(ConfigError) as info:
         parse_config(raw, sources)

@@ -42,6 +42,7 @@ def built_run(docker_env: dict[str, str], example_image: Built, tmp_path_factory
     """(project, --json result, stderr, tag expected before the run) of a run that had to build its image."""
     project = _copy_example(tmp_path_factory.mktemp("build-run") / "spaceflights_lite")
     expected = build_context(project, {"BASE_IMAGE": example_image.tag}).tag
+    docker(docker_env, "image", "rm", "-f", expected)  # an earlier session's build of the same content: gone
     proc = _run_local(project, docker_env, "--build-arg", f"BASE_IMAGE={example_image.tag}", "--json",
                       "--run-id", "built")
     assert proc.returncode == 0, tail(proc.stdout, 4000) + tail(proc.stderr)

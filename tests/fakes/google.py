@@ -115,6 +115,9 @@ class FakeGoogle:
     # Artifact Registry: tag resource name -> version resource name (…/versions/sha256:…)
     tags: dict[str, str] = field(default_factory=dict)
     schedule_create_delay: float = 0.0  # widens the race window between list and create
+    metadata_stores: set[str] = field(default_factory=set)  # "location/store" ids that exist
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # Vertex ML Metadata, by resource name
+    run_context_after_polls: int = 1  # Vertex makes a job's system.PipelineRun context asynchronously
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -249,6 +252,14 @@ class FakeGoogle:
             ("GET", loc + r"/schedules", self._list_schedules),
             ("DELETE", loc + r"/schedules/(?P<sid>[^/:]+)", self._delete_schedule),
             ("POST", loc + r"/schedules/(?P<sid>[^/:]+):pause", self._pause_schedule),
+            ("POST", loc + r"/schedules/(?P<sid>[^/:]+):resume", self._resume_schedule),
+            ("GET", loc + r"/metadataStores/(?P<store>[^/:]+)", self._get_store),
+            ("POST", loc + r"/metadataStores", self._create_store),
+            ("GET", loc + r"/metadataStores/(?P<store>[^/:]+)/contexts/(?P<cid>[^/:]+)", self._get_context),
+            ("POST", loc + r"/metadataStores/(?P<store>[^/:]+)/contexts", self._create_context),
+            ("PATCH", loc + r"/metadataStores/(?P<store>[^/:]+)/contexts/(?P<cid>[^/:]+)", self._update_context),
+            ("POST", loc + r"/metadataStores/(?P<store>[^/:]+)/contexts/(?P<cid>[^/:]+):addContextChildren",
+             self._add_context_children),
             ("POST", r"/v1/projects/(?P<project>[^/]+)(?:/locations/(?P<location>[^/]+))?/builds",
              self._create_build),
             ("GET", r"/v1/projects/(?P<project>[^/]+)(?:/locations/(?P<location>[^/]+))?/builds/(?P<bid>[^/:]+)",
@@ -363,6 +374,8 @@ class FakeGoogle:
             current["state"] = state
             if state != "PIPELINE_STATE_PENDING":
                 current.setdefault("startTime", _now())
+            if self._job_polls[job] >= self.run_context_after_polls and "jobDetail" not in current:
+                current["jobDetail"] = {"pipelineRunContext": self._run_context(location, job, current)}
             if state in TERMINAL_JOB_STATES:
                 current.setdefault("endTime", _now())
                 if state == "PIPELINE_STATE_FAILED":
@@ -444,8 +457,136 @@ class FakeGoogle:
         self._require_token(record)
         if sid not in self.schedules:
             raise HttpError(404, f"Schedule {sid} not found")
+        if record.json not in ({}, None):
+            raise HttpError(400, f"PauseScheduleRequest has no body fields, got {record.json}")
+        if self.schedules[sid]["state"] != "ACTIVE":
+            raise HttpError(400, f"Schedule {sid} is {self.schedules[sid]['state']}, only an ACTIVE one pauses",
+                            "FAILED_PRECONDITION")
         self.schedules[sid]["state"] = "PAUSED"
         return 200, {}
+
+    def _resume_schedule(self, record: Recorded, project: str, location: str, sid: str) -> tuple[int, Any]:
+        self._require_token(record)
+        if sid not in self.schedules:
+            raise HttpError(404, f"Schedule {sid} not found")
+        unknown = set(record.json or {}) - {"catchUp"}
+        if unknown:
+            raise HttpError(400, f"Invalid JSON payload: unknown field(s) {sorted(unknown)}")
+        if self.schedules[sid]["state"] != "PAUSED":
+            raise HttpError(400, f"Schedule {sid} is {self.schedules[sid]['state']}, only a PAUSED one resumes",
+                            "FAILED_PRECONDITION")
+        self.schedules[sid]["state"] = "ACTIVE"
+        self.schedules[sid]["catchUp"] = bool((record.json or {}).get("catchUp", False))
+        return 200, {}
+
+    # ---------------------------------------------------------------- vertex: ML Metadata (Experiments)
+    def _store(self, location: str, store: str) -> str:
+        if f"{location}/{store}" not in self.metadata_stores:
+            raise HttpError(404, f"MetadataStore {store} not found in {location}")
+        return f"projects/{self.project_number}/locations/{location}/metadataStores/{store}"
+
+    def _get_store(self, record: Recorded, project: str, location: str, store: str) -> tuple[int, Any]:
+        self._require_token(record)
+        return 200, {"name": self._store(location, store), "createTime": _now()}
+
+    def _create_store(self, record: Recorded, project: str, location: str) -> tuple[int, Any]:
+        self._require_token(record)
+        store = record.query.get("metadataStoreId", [""])[0]
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", store):
+            raise HttpError(400, f"Invalid metadataStoreId {store!r}")
+        with self._lock:
+            if f"{location}/{store}" in self.metadata_stores:
+                raise HttpError(409, f"MetadataStore {store} already exists")
+            self.metadata_stores.add(f"{location}/{store}")
+        name = f"projects/{self.project_number}/locations/{location}/metadataStores/{store}"
+        return 200, {"name": f"{name}/operations/{next(self._ids)}", "done": True,
+                     "metadata": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.CreateMetadataStore"
+                                           "OperationMetadata"},
+                     "response": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.MetadataStore",
+                                  "name": name}}
+
+    @staticmethod
+    def _check_context(body: Any) -> None:
+        from google.cloud.aiplatform_v1.types import Context
+
+        try:
+            Context.from_json(json.dumps(body), ignore_unknown_fields=False)
+        except Exception as err:
+            raise HttpError(400, f"Invalid Context: {err}") from err
+
+    def _get_context(self, record: Recorded, project: str, location: str, store: str, cid: str) -> tuple[int, Any]:
+        self._require_token(record)
+        name = f"{self._store(location, store)}/contexts/{cid}"
+        if name not in self.contexts:
+            raise HttpError(404, f"Context {name} not found")
+        return 200, self.contexts[name]
+
+    def _create_context(self, record: Recorded, project: str, location: str, store: str) -> tuple[int, Any]:
+        self._require_token(record)
+        body = record.json or {}
+        self._check_context(body)
+        cid = record.query.get("contextId", [""])[0]
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", cid):
+            raise HttpError(400, f"Invalid contextId {cid!r}: must match [a-z0-9][a-z0-9-]{{0,127}}")
+        if not body.get("schemaTitle"):
+            raise HttpError(400, "Context.schema_title is required")
+        name = f"{self._store(location, store)}/contexts/{cid}"
+        with self._lock:
+            if name in self.contexts:
+                raise HttpError(409, f"Context {name} already exists", "ALREADY_EXISTS")
+            self.contexts[name] = {**body, "name": name, "etag": "1", "createTime": _now(), "updateTime": _now()}
+        return 200, self.contexts[name]
+
+    def _update_context(self, record: Recorded, project: str, location: str, store: str,
+                        cid: str) -> tuple[int, Any]:
+        self._require_token(record)
+        name = f"{self._store(location, store)}/contexts/{cid}"
+        if name not in self.contexts:
+            raise HttpError(404, f"Context {name} not found")
+        body = record.json or {}
+        self._check_context(body)
+        mask = [p for p in record.query.get("updateMask", [""])[0].split(",") if p]
+        if not mask:
+            raise HttpError(400, "updateMask is required")
+        for path in mask:
+            key = re.sub(r"_(\w)", lambda m: m.group(1).upper(), path)
+            if key not in ("description", "displayName", "labels", "metadata", "parentContexts"):
+                raise HttpError(400, f"updateMask path {path!r} cannot be updated")
+            self.contexts[name][key] = body.get(key)
+        return 200, self.contexts[name]
+
+    def _add_context_children(self, record: Recorded, project: str, location: str, store: str,
+                              cid: str) -> tuple[int, Any]:
+        self._require_token(record)
+        name = f"{self._store(location, store)}/contexts/{cid}"
+        body = record.json or {}
+        if set(body) - {"childContexts"}:
+            raise HttpError(400, f"Invalid JSON payload: unknown field(s) {sorted(set(body) - {'childContexts'})}")
+        if name not in self.contexts:
+            raise HttpError(404, f"Context {name} not found")
+        for child in body.get("childContexts") or []:
+            if child not in self.contexts:
+                raise HttpError(400, f"child context {child} not found")
+            if child == name:
+                raise HttpError(400, "a context cannot be its own child")
+            parents = self.contexts[child].setdefault("parentContexts", [])
+            if name not in parents:
+                parents.append(name)
+        return 200, {}
+
+    def _run_context(self, location: str, job_id: str, job: dict[str, Any]) -> dict[str, Any]:
+        """The ``system.PipelineRun`` context Vertex makes for a job (and the default store it lives in)."""
+        self.metadata_stores.add(f"{location}/default")
+        name = f"projects/{self.project_number}/locations/{location}/metadataStores/default/contexts/{job_id}"
+        params = (job.get("runtimeConfig") or {}).get("parameterValues") or {}
+        self.contexts[name] = {"name": name, "displayName": job_id, "schemaTitle": "system.PipelineRun",
+                               "schemaVersion": "0.0.1", "metadata": {f"input:{k}": v for k, v in params.items()},
+                               "createTime": _now()}
+        return self.contexts[name]
+
+    def children_of(self, context_name: str) -> list[str]:
+        """Names of the contexts added as children of ``context_name``."""
+        return sorted(n for n, c in self.contexts.items() if context_name in (c.get("parentContexts") or []))
 
     # ---------------------------------------------------------------- cloud build
     def _create_build(self, record: Recorded, project: str, location: str | None) -> tuple[int, Any]:

@@ -48,7 +48,7 @@ def test_run_once_submits_the_compiled_spec_with_identity_network_and_git_labels
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://demo-bucket/pipelines"
     assert body["labels"] == {"team": "ml", "git-sha": "0123456789abcdef0123456789abcdef01234567",
                               "git-branch": "feature-fast-compile", "kvc_project": "demo-experiment",
-                              "kvc_pipeline": "default", "owner": "data-team"}
+                              "kvc_pipeline": "default", "kvc_kedro_project": "demo", "owner": "data-team"}
     assert body["pipelineSpec"]["deploymentSpec"]["executors"]
     console = f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/{job_id}?project={PROJECT}"
     assert console in result.output
@@ -56,7 +56,9 @@ def test_run_once_submits_the_compiled_spec_with_identity_network_and_git_labels
 
 
 def test_run_once_wait_follows_and_fails_when_the_run_fails(fake, cli_env, cloud_project):
-    fake.job_states = ["PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", "PIPELINE_STATE_FAILED"]
+    # one RUNNING poll goes to waiting for the run's experiment context, one to following the run
+    fake.job_states = ["PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", "PIPELINE_STATE_RUNNING",
+                       "PIPELINE_STATE_FAILED"]
     result = _invoke(cloud_project, cli_env, "run-once", "--wait")
     assert result.exit_code == 1
     assert "RUNNING" in result.output and "ended PIPELINE_STATE_FAILED" in result.output

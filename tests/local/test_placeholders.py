@@ -158,7 +158,7 @@ def test_every_placeholder_of_a_kfp_compiled_spec_is_substituted():
     [
         ("{{$.inputs.parameters['ghost']}}", "input 'ghost', which is not wired"),
         ("{{$.outputs.parameters['x'].output_file}}", "does not know"),
-        ("--x={{$}}", "does not know"),
+        ("--x={{$.pipeline_job_no_such_field}}", "does not know"),
     ],
 )
 def test_unknown_placeholders_fail_before_anything_runs(arg, message):
@@ -166,6 +166,12 @@ def test_unknown_placeholders_fail_before_anything_runs(arg, message):
     graph = TaskGraph("p", (task,), {})
     with pytest.raises(ConfigError, match=message):
         check_renderable(graph, RunContext("j", "r", "/root"))
+
+
+def test_the_executor_input_names_the_tasks_output_file():
+    task = Task("t", Container("img", (), ("{{$}}",)))
+    rendered = render_command(task, RunContext("j", "r", "/root", outputs_dir="/runs/r/outputs"))[1][0]
+    assert json.loads(rendered) == {"outputs": {"outputFile": "/runs/r/outputs/t/executor_output.json"}}
 
 
 def test_placeholders_inside_longer_args_are_substituted():

@@ -284,7 +284,7 @@ def test_sigterm_stops_a_step_forked_by_the_preload_server(tmp_path):
     """The default runner forks steps from a warm server: they stop with run-local too (exit 143)."""
     from kedro_vertex_ci.testing.projectgen import make_project, package_name_for
 
-    vertexai = {"project_id": "p", "region": "europe-west4", "run_config": {"image": "img:1"}}
+    vertexai = {"project_id": "demo-project", "region": "europe-west4", "run_config": {"image": "img:1"}}
     project = make_project(
         tmp_path,
         "robust_demo",

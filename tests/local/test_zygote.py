@@ -20,7 +20,7 @@ from kedro_vertex_ci.local.zygote import project_libraries
 from kedro_vertex_ci.testing.projectgen import make_project, package_name_for
 
 BIN = Path(sys.executable).parent
-VERTEXAI = {"project_id": "p", "region": "europe-west4", "run_config": {"image": "img:1"}}
+VERTEXAI = {"project_id": "demo-project", "region": "europe-west4", "run_config": {"image": "img:1"}}
 
 # Nodes added to a generated project: each does one thing a step's process must own alone.
 _NODES = '''
@@ -56,7 +56,19 @@ def wait_for_file(start):
 
 def identity(start):
     return {"pid": os.getpid(), "ppid": os.getppid(), "argv0": os.path.basename(sys.argv[0]), "cwd": os.getcwd(),
-            "stdin": sys.stdin.read()}
+            "stdin": sys.stdin.read(), "fd0": os.readlink("/proc/self/fd/0"), "fds": _open_fds()}
+
+
+def _open_fds():
+    """fd -> what it is (file path, or pipe/socket/anon_inode without the inode number)."""
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own fd, closed already
+        found[fd] = target.split(":")[0] if ":" in target and not target.startswith("/") else target
+    return found
 '''
 
 _PIPELINE = '''"""Hand-written nodes for the zygote tests."""
@@ -153,6 +165,64 @@ def test_the_forked_child_is_a_fresh_step_process(runner, project):
     assert seen["cwd"] == str(project)
     assert seen["stdin"] == ""  # /dev/null, never the server's request pipe
     assert seen["pid"] != os.getpid() and seen["pid"] != runner._zygote._proc.pid  # type: ignore[union-attr]
+
+
+# A `kedro new` project's logging (Kedro <= 0.19 starters ship it): a file handler opened when logging is
+# configured, i.e. while the step starts, before any node runs.
+_FILE_LOGGING = """
+version: 1
+disable_existing_loggers: False
+formatters:
+  simple:
+    format: "%(name)s - %(levelname)s - %(message)s"
+handlers:
+  console:
+    class: logging.StreamHandler
+    formatter: simple
+    stream: ext://sys.stdout
+  info_file_handler:
+    class: logging.handlers.RotatingFileHandler
+    level: INFO
+    formatter: simple
+    filename: info.log
+    maxBytes: 10485760
+    backupCount: 20
+    encoding: utf8
+    delay: False
+loggers:
+  kedro:
+    level: INFO
+root:
+  handlers: [console, info_file_handler]
+"""
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "plain"])
+def test_a_step_keeps_the_projects_file_logging_intact(runner, project, forked):
+    """Regression: the forked child closed fd 0, Kedro's info.log handler got fd 0, and /dev/null was then
+    dup2()ed over it: 'Logging error … Bad file descriptor' in every log, one line per step in info.log."""
+    (project / "conf" / "logging.yml").write_text(_FILE_LOGGING)
+    chosen = runner if forked else SubprocessRunner(project, base_env=runner.base_env)
+    assert chosen.run(_step(project, "identity"), _log(project, "identity")) == 0
+    log = _log(project, "identity").read_text()
+    assert "Logging error" not in log and "Bad file descriptor" not in log, log
+    info = (project / "info.log").read_text()
+    assert "Running node: identity" in info and "Completed 1 out of 1 tasks" in info, info
+    console = [line for line in log.splitlines() if line.startswith("kedro.")]
+    assert len(info.splitlines()) == len(console)  # every record the console got, the file got too
+    assert json.loads((project / "data" / "identity.json").read_text())["fd0"] == os.devnull
+
+
+def test_a_forked_step_has_the_open_files_of_a_fresh_one(runner, project):
+    """Nothing of the fork server (request pipe, reply pipe, wake-up pipe, selector) leaks into a step."""
+    plain = SubprocessRunner(project, base_env=runner.base_env)
+    assert plain.run(_step(project, "identity", "plain"), _log(project, "plain")) == 0
+    fresh = json.loads((project / "data" / "identity.json").read_text())["fds"]
+    assert runner.run(_step(project, "identity", "forked"), _log(project, "forked")) == 0
+    forked = json.loads((project / "data" / "identity.json").read_text())["fds"]
+    fresh = {fd: target.replace("plain.log", "<step>.log") for fd, target in fresh.items()}
+    forked = {fd: target.replace("forked.log", "<step>.log") for fd, target in forked.items()}
+    assert forked == fresh
 
 
 def test_exit_codes_0_1_2_and_124_propagate(runner, project):

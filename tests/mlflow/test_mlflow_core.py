@@ -59,7 +59,7 @@ def test_compile_adds_the_mlflow_tasks_and_the_provider_params_only_for_kedro_ml
         assert executor["container"]["env"] == [{"name": PARAMS_ENV, "value": json.dumps(header, separators=(",", ":"))}]
 
     plain = make_project(tmp_path, "plain_project", "chain", 2, vertexai={
-        "project_id": "p", "region": "europe-west4",
+        "project_id": "demo-project", "region": "europe-west4",
         "run_config": {"image": "i:1", "mlflow": {"request_header_provider_params": header}},
     })
     compiled = compile_pipeline(plain)
