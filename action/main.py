@@ -144,7 +144,8 @@ def _execute(state: _Run, environ: Mapping[str, str], compile_fn: CompileFn, con
                                                   inputs.params))
         spec_path = _write_spec(state, compiled.spec_bytes)
         state.report = state.report.with_(
-            steps=tuple(compiled.plan.steps), image=compiled.plan.image, spec_path=spec_path, cron=inputs.cron
+            steps=tuple(compiled.plan.steps), image=compiled.plan.image, spec_path=spec_path, cron=inputs.cron,
+            estimate=getattr(compiled, "estimate", None),
         )
         runner.log(f"{len(compiled.plan.steps)} steps; spec written to {spec_path}")
     _require_credentials(state, compiled.config)

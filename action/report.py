@@ -45,6 +45,7 @@ class Report:
     dry_run: bool = False
     platform: str = "Vertex AI"  # or "Kubeflow Pipelines": names the heading and the run link
     target: str | None = None  # where runs go, in words (vertexai.yml + the target inputs)
+    estimate: str | None = None  # the compile's estimate on Vertex: steps, wall, billed, lower bound
 
     @property
     def run_label(self) -> str:
@@ -99,6 +100,8 @@ def _facts(report: Report) -> list[tuple[str, str]]:
     facts.append(("Steps", str(len(report.steps))))
     if report.target and report.platform != "Vertex AI":
         facts.append(("Target", report.target))
+    if report.estimate:
+        facts.append(("Estimate", report.estimate))
     reused = " (this commit's existing run, not resubmitted)" if report.run_reused else ""
     if report.run_url:
         facts.append((report.run_label, f"[{report.job_id or 'run'}]({report.run_url}){reused}"))
@@ -170,6 +173,8 @@ def render_dry_run(report: Report, *, project: str, requirements: str | None) ->
     lines.append(f"  compile: {len(report.steps)} steps")
     if report.target:
         lines.append(f"  target: {report.target}")
+    if report.estimate:
+        lines.append(f"  estimate on Vertex: {report.estimate}")
     if plan.build:
         lines.append(f"  would build: {report.image or '(image from vertexai.yml)'} with Cloud Build, tagged with the commit")
     if plan.operation == SCHEDULE and report.schedule_skipped:

@@ -32,6 +32,9 @@ class Compiled:
     project_name: str
     env: str | None
     warnings: tuple[str, ...] = field(default=())
+    estimate: str | None = None  # one line: steps, estimated wall and billed time on Vertex (planning)
+    graph: PipelineGraph | None = None  # the compiled Kedro pipeline (for plan's estimates)
+    measured: Any = None  # durations.Measured: node durations from the project's run-local runs
 
     @property
     def step_count(self) -> int:
@@ -97,11 +100,12 @@ def build_plan(
     on_exit_graph: PipelineGraph | None = None,
     mlflow: bool = False,
     run_times: bool = False,
+    durations: Mapping[str, float] | None = None,
 ) -> Plan:
     """The pure middle of the compile: graph + config + options → :class:`Plan`."""
     from .grouping import group_steps
     from .params import apply_overrides, pipeline_params
-    from .settings import check_step_images, resolve_resources
+    from .settings import check_step_images, node_placements, resolve_resources
 
     run_config = config.run_config
     _check_overrides_of_run_values(graph.parameters, overrides or {})
@@ -109,11 +113,14 @@ def build_plan(
     graph = dataclasses.replace(graph, parameters=parameters)
     combined = _with_on_exit_nodes(graph, on_exit_graph)
     on_exit_nodes = frozenset(n.name for n in combined.nodes[len(graph.nodes) :])
+    auto = run_config.grouping.cls == "auto"
     steps = group_steps(
         combined,
         run_config.grouping.cls,
         run_config.grouping.params,
         on_exit_nodes=on_exit_nodes,
+        durations=durations if auto else None,
+        placements=node_placements(run_config, graph.nodes) if auto else None,
     )
     on_exit = _on_exit_step(on_exit_graph, graph, steps) if on_exit_graph is not None else None
     steps, on_exit = _without_run_value_params(steps, on_exit, parameters)
@@ -293,12 +300,15 @@ def compile_pipeline(
     image: str | None = None,
     params: Mapping[str, Any] | None = None,
     runtime_params: Mapping[str, Any] | None = None,
+    grouping: Any = None,
+    use_measurements: bool = True,
 ) -> Compiled:
     """Compile ``pipeline`` of the Kedro project at ``project`` into a Vertex AI pipeline spec.
 
     ``params`` override parameters and set ``${runtime_params:…}`` keys; ``runtime_params`` only set such
     keys (``run-local --param`` overrides pipeline inputs, and its runtime keys must reach the compile).
     """
+    from .durations import Measured, measured_durations
     from .kedro_io import open_project
     from .runtime.resolvers import RUN_TIME_NAMES, deferred_run_values
     from .settings import unmatched_keys
@@ -306,7 +316,13 @@ def compile_pipeline(
 
     with open_project(project, env) as kedro_project:
         parsed = parse_config(kedro_project.config_raw(), kedro_project.config_sources())
+        if grouping is not None:  # plan: the same pipeline under another grouping (``grouping``: GroupingConfig)
+            config = parsed.config.model_copy(
+                update={"run_config": parsed.config.run_config.model_copy(update={"grouping": grouping})}
+            )
+            parsed = dataclasses.replace(parsed, config=config)
         run_config = parsed.config.run_config
+        measured = measured_durations(project) if use_measurements else Measured()
         runtime_keys, runtime_derived, params = _apply_runtime_params(kedro_project, params or {},
                                                                       runtime_params or {})
         with deferred_run_values() as asked:  # parameters holding ${vertex:...} stay for each step to resolve
@@ -327,6 +343,7 @@ def compile_pipeline(
             on_exit_graph=on_exit_graph,
             mlflow=_uses_kedro_mlflow(project),
             run_times=bool(asked & RUN_TIME_NAMES),
+            durations=measured.seconds,
         )
         project_name = kedro_project.info.project_name
     warnings = list(parsed.warnings)
@@ -342,6 +359,72 @@ def compile_pipeline(
         project_name=project_name,
         env=env,
         warnings=tuple(warnings),
+        estimate=_estimate_line(run_config, graph, plan, measured),
+        graph=graph,
+        measured=measured,
+    )
+
+
+def _estimate_line(run_config: RunConfig, graph: PipelineGraph, plan: Plan, measured: Any) -> str | None:
+    """The compiled plan's estimate; None when the grouping params do not fit the model (auto reports that)."""
+    from .planning import cost_params, durations_for, estimate_plan, graph_lower_bound, summary_line
+
+    try:
+        cost = cost_params(run_config.grouping.params)
+    except ConfigError:
+        return None
+    durations = durations_for(graph, measured.seconds, measured.run, cost)
+    chosen = estimate_plan(plan, graph, durations, cost, run_config.grouping.cls)
+    return summary_line(chosen, graph_lower_bound(graph, durations, cost), durations)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``plan``: the same pipeline grouped by identity, tag and auto, each estimated, plus the lower bound."""
+
+    pipeline: str
+    configured: str
+    cost: Any  # costmodel.CostParams
+    durations: Any  # planning.Durations
+    lower: Any  # costmodel.LowerBound
+    plans: tuple[Any, ...]  # planning.PlanEstimate, one per strategy
+
+
+def compare_groupings(
+    project: Path,
+    env: str | None = None,
+    pipeline: str = "__default__",
+    cost_overrides: Mapping[str, Any] | None = None,
+    use_measurements: bool = True,
+) -> Comparison:
+    """Group the pipeline with identity, tag and auto and estimate each (``auto`` with the same model)."""
+    from .config import GroupingConfig
+    from .costmodel import COST_PARAMS
+    from .planning import cost_params, durations_for, estimate_plan, graph_lower_bound
+
+    configured = compile_pipeline(project, env, pipeline, use_measurements=use_measurements)
+    grouping = configured.config.run_config.grouping
+    overrides = {k: v for k, v in (cost_overrides or {}).items() if v is not None}
+    cost = cost_params(grouping.params, overrides)
+    graph, measured = configured.graph, configured.measured
+    assert graph is not None
+    durations = durations_for(graph, measured.seconds, measured.run, cost)
+    kept = {k: v for k, v in grouping.params.items() if k == "tag_prefix"}
+    auto = {**kept, **{k: v for k, v in {**grouping.params, **overrides}.items() if k in COST_PARAMS}}
+    plans = []
+    for strategy, params in (("identity", {}), ("tag", kept), ("auto", auto)):
+        compiled = compile_pipeline(
+            project, env, pipeline, grouping=GroupingConfig(cls=strategy, params=params),
+            use_measurements=use_measurements,
+        )
+        plans.append(estimate_plan(compiled.plan, graph, durations, cost, strategy))
+    return Comparison(
+        pipeline=pipeline,
+        configured=grouping.cls,
+        cost=cost,
+        durations=durations,
+        lower=graph_lower_bound(graph, durations, cost),
+        plans=tuple(plans),
     )
 
 

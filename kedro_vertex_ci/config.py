@@ -162,10 +162,16 @@ class GroupingConfig(_Model):
 
     cls: str = Field(
         "identity",
-        description="identity (one step per node), tag (nodes sharing a group.<name> tag), auto (fuse "
-        "chains linked only by in-memory data), kedro_vertexai.grouping.* names, or your own class path.",
+        description="identity (one step per node), tag (nodes sharing a group.<name> tag), auto (the steps "
+        "with the least estimated wall time on Vertex, see docs/grouping.md), kedro_vertexai.grouping.* names, "
+        "or your own class path.",
     )
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the grouper.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the grouper. tag/auto: tag_prefix. auto: step_overhead (seconds a "
+        "step takes to start on Vertex, default 90), parallelism (steps at once, default 8), duration_scale "
+        "(multiplies measured node durations, default 1), default_node_duration (seconds, default 10).",
+    )
 
 
 class DynamicConfigProvider(_Model):

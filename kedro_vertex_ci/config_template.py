@@ -54,10 +54,15 @@ run_config:
     #   hostnames: [mlflow.internal]
 
   # How Kedro nodes become Vertex steps: identity (one per node), tag (group.<name> tags),
-  # auto (fuse chains linked only by in-memory data, never lengthening the critical path).
+  # auto (the steps with the least estimated wall time on Vertex; `kedro-vertex-ci plan` shows it).
   grouping:
     cls: auto
     params: {{}}
+    # params:                   # auto's cost model (docs/grouping.md)
+    #   step_overhead: 90       # seconds one step takes to start on Vertex
+    #   parallelism: 8          # steps running at once
+    #   duration_scale: 1.0     # Vertex machine vs. your run-local machine
+    #   default_node_duration: 10
     # cls: tag
     # params:
     #   tag_prefix: "group."

@@ -12,13 +12,14 @@ Strategies (``run_config.grouping.cls``):
     Nodes sharing a ``group.<name>`` tag (prefix configurable with ``tag_prefix``) fuse into step ``<name>``;
     a node with two such tags is an error; untagged nodes are their own step.
 ``auto``
-    Fuses chains of nodes linked only by intermediate (non-catalog) data, without lengthening the critical
-    path and without joining branches that could run in parallel. See :func:`_auto_groups` for the rule.
+    Chooses the steps that minimise the estimated wall time of the run on Vertex (each step pays a start
+    cost, see :mod:`kedro_vertex_ci.costmodel`), then the fewest steps; fuses across any dataset, never
+    across placement, keeps ``group.<name>`` tag groups as written (:mod:`kedro_vertex_ci.autogroup`).
 ``pkg.mod.Class``
     A user class built with ``**params`` whose ``group(graph)`` returns ``{group name: [node names]}``.
 
-For every strategy the step graph must be a DAG: ``tag`` and user classes raise :class:`GroupingError` naming
-the groups, nodes and datasets of a cycle; ``auto`` condenses strongly connected components instead.
+For every strategy the step graph must be a DAG, checked with :mod:`graphlib`: ``tag`` and user classes raise
+:class:`GroupingError` naming the groups, nodes and datasets of a cycle (``auto`` never builds one).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import graphlib
 import hashlib
 import importlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .autogroup import UnitGraph
+from .costmodel import COST_PARAMS, CostParams, node_seconds
 from .errors import GroupingError, Problem
 from .model import DatasetKind, NodeInfo, PipelineGraph, Step, strip_transcoding
 
@@ -54,11 +57,15 @@ def group_steps(
     strategy: str = "identity",
     params: Mapping[str, Any] | None = None,
     on_exit_nodes: frozenset[str] = frozenset(),
+    durations: Mapping[str, float] | None = None,
+    placements: Mapping[str, Hashable] | None = None,
 ) -> tuple[Step, ...]:
     """Group ``graph``'s nodes into steps, returned in a deterministic topological order.
 
     Nodes named in ``on_exit_nodes`` belong to the on-exit pipeline: they get no step here, but intermediate
-    datasets they read are in the producing step's ``writes``.
+    datasets they read are in the producing step's ``writes``. ``auto`` only: ``durations`` are measured
+    seconds per node (missing nodes get the default), ``placements`` a value per node that must be equal
+    for two nodes to share a step (see :func:`kedro_vertex_ci.settings.node_placements`).
     """
     index = _NodeIndex.build(graph, on_exit_nodes)
     options = dict(params or {})
@@ -70,16 +77,13 @@ def group_steps(
         _expect_params(resolved, options, allowed=("tag_prefix",))
         groups = _tag_groups(index, str(options.get("tag_prefix", DEFAULT_TAG_PREFIX)))
     elif resolved == "auto":
-        _expect_params(resolved, options, allowed=())
-        groups = _auto_groups(index)
+        _expect_params(resolved, options, allowed=("tag_prefix", *COST_PARAMS))
+        groups = _auto_groups(index, options, durations or {}, placements or {})
     elif _looks_like_class_path(resolved):
         groups = _user_groups(index, graph, resolved, options)
     else:
         raise GroupingError([Problem(_CONFIG_FILE, _CLS_KEY, _unknown_strategy_message(strategy))])
-    if resolved == "auto":
-        groups = _condense_cycles(groups, index)
-    else:
-        _raise_on_cycle(groups, index)
+    _raise_on_cycle(groups, index)
     return _build_steps(groups, index)
 
 
@@ -254,78 +258,55 @@ def _tag_groups(index: _NodeIndex, prefix: str) -> list[_Group]:
     return groups
 
 
-def _auto_groups(index: _NodeIndex) -> list[_Group]:
-    """Fuse chains without lengthening the critical path or serialising nodes that could run in parallel.
-
-    Nodes are visited in topological order; node ``v`` joins the step ``S`` when
-
-    1. every node ``v`` depends on is in ``S`` (so ``v`` waited for ``S`` anyway), through intermediate data
-       only (catalog datasets are persisted: a natural step boundary); and
-    2. every other node reading ``S``'s outputs is a descendant of ``v`` (nothing downstream of ``S`` that could
-       have started before ``v`` finishes is now made to wait for it).
-
-    Rule 2 held when ``S``'s last node joined, so ``v`` descends from it: a step is a chain, each node an
-    ancestor of the next, and no two nodes of a step could have run in parallel.
-    A linear chain through intermediate data becomes one step; fan-out siblings and diamond arms stay apart.
-    Merging never adds a path to the step graph, so the critical path (in steps) never grows and no cycle
-    can form. Iterative, with descendants kept as bitsets (Python ints): a long chain needs no recursion.
-    """
-    position = {name: i for i, name in enumerate(index.order)}
-    bit = {name: 1 << position[name] for name in index.order}
-    successors = {name: _mask(index.succs[name], bit) for name in index.order}
-    descendants: dict[str, int] = {}
-    for name in reversed(index.order):
-        mask = successors[name]
-        for succ in index.succs[name]:
-            mask |= descendants[succ]
-        descendants[name] = mask
-
-    group_of: dict[str, int] = {}
-    members: list[list[str]] = []
-    readers: list[int] = []  # per group: nodes outside it that read its outputs
-    for name in index.order:
-        target = _joinable_group(name, index, group_of, members, readers, bit, descendants)
-        if target is None:
-            group_of[name] = len(members)
-            members.append([name])
-            readers.append(successors[name])
-        else:
-            group_of[name] = target
-            members[target].append(name)
-            readers[target] = (readers[target] | successors[name]) & ~bit[name]
-    return [_auto(group, index) for group in members]
-
-
-def _joinable_group(
-    name: str,
+def _auto_groups(
     index: _NodeIndex,
-    group_of: Mapping[str, int],
-    members: Sequence[Sequence[str]],
-    readers: Sequence[int],
-    bit: Mapping[str, int],
-    descendants: Mapping[str, int],
-) -> int | None:
-    """The group ``name`` may join under :func:`_auto_groups`' rule, or None."""
-    preds = index.preds[name]
-    if not preds:
-        return None
-    candidates = {group_of[p] for p in preds}
-    if len(candidates) != 1:
-        return None
-    target = candidates.pop()
-    if any(not index.is_intermediate(d) for d in index.nodes[name].inputs if index.producer_of(d)):
-        return None
-    others = readers[target] & ~bit[name]
-    if others & ~descendants[name]:
-        return None
-    return target
+    options: Mapping[str, Any],
+    durations: Mapping[str, float],
+    placements: Mapping[str, Hashable],
+) -> list[_Group]:
+    """Cost-aware fusion (:mod:`kedro_vertex_ci.autogroup`) over units: single nodes, and the user's tag groups
+    kept exactly as written."""
+    from .autogroup import best_partition
+
+    cost = CostParams.from_params(options)
+    units = _units(index, str(options.get("tag_prefix", DEFAULT_TAG_PREFIX)))
+    unit_graph = _unit_graph(units, index, node_seconds(index.order, durations, cost).seconds, placements)
+    partition = best_partition(unit_graph, cost)
+    return [_merged([units[u] for u in step], index) for step in partition]
 
 
-def _mask(names: Iterable[str], bit: Mapping[str, int]) -> int:
-    mask = 0
-    for name in names:
-        mask |= bit[name]
-    return mask
+def _units(index: _NodeIndex, prefix: str) -> list[_Group]:
+    """Tag groups and single nodes in a topological order of their own graph (a cycle is an error)."""
+    units = _tag_groups(index, prefix)
+    order = _toposort(
+        _group_preds(units, index), lambda cycle: _group_cycle_error([units[i] for i in cycle], index)
+    )
+    return [units[i] for i in order]
+
+
+def _unit_graph(
+    units: Sequence[_Group],
+    index: _NodeIndex,
+    seconds: Mapping[str, float],
+    placements: Mapping[str, Hashable],
+) -> UnitGraph:
+    preds = _group_preds(units, index)
+    return UnitGraph(
+        preds=tuple(tuple(sorted(preds[u])) for u in range(len(units))),
+        seconds=tuple(sum(seconds[n] for n in unit.members) for unit in units),
+        mergeable=tuple(unit.kind == _NODE for unit in units),
+        placement=tuple(
+            placements.get(next(iter(unit.members))) if unit.kind == _NODE else ("group", unit.label)
+            for unit in units
+        ),
+        first=tuple(min(index.position[n] for n in unit.members) for unit in units),
+    )
+
+
+def _merged(parts: Sequence[_Group], index: _NodeIndex) -> _Group:
+    if len(parts) == 1:
+        return parts[0]
+    return _auto((n for part in parts for n in part.members), index)
 
 
 def _looks_like_class_path(strategy: str) -> bool:
@@ -449,67 +430,6 @@ def _display(group: _Group) -> str:
     return "node " + ", ".join(f"'{n}'" for n in sorted(group.members))
 
 
-def _condense_cycles(groups: Sequence[_Group], index: _NodeIndex) -> list[_Group]:
-    """Merge the groups of every strongly connected component of the group graph (iterative Tarjan).
-
-    ``auto``'s merge rule cannot create a cycle; condensing makes that a guarantee rather than an argument.
-    """
-    preds = _group_preds(groups, index)
-    succs: dict[int, list[int]] = {i: [] for i in preds}
-    for node, node_preds in preds.items():
-        for pred in sorted(node_preds):
-            succs[pred].append(node)
-    components = _strongly_connected(succs)
-    if all(len(c) == 1 for c in components):
-        return list(groups)
-    return [
-        groups[c[0]] if len(c) == 1 else _auto((n for i in c for n in groups[i].members), index)
-        for c in components
-    ]
-
-
-def _strongly_connected(succs: Mapping[int, Sequence[int]]) -> list[list[int]]:
-    """Tarjan's algorithm with an explicit stack (no recursion limit on long chains)."""
-    counter = 0
-    number: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    components: list[list[int]] = []
-    for root in succs:
-        if root in number:
-            continue
-        work = [(root, 0)]
-        while work:
-            vertex, child = work.pop()
-            if child == 0:
-                number[vertex] = low[vertex] = counter
-                counter += 1
-                stack.append(vertex)
-                on_stack.add(vertex)
-            if child < len(succs[vertex]):
-                work.append((vertex, child + 1))
-                nxt = succs[vertex][child]
-                if nxt not in number:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[vertex] = min(low[vertex], number[nxt])
-                continue
-            if low[vertex] == number[vertex]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == vertex:
-                        break
-                components.append(sorted(component))
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[vertex])
-    return components
-
-
 # --- steps ----------------------------------------------------------------------------------------------
 
 
@@ -619,3 +539,9 @@ def _dedupe(names: list[str], groups: Sequence[_Group]) -> list[str]:
 def _with_hash(name: str, identity: str) -> str:
     digest = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
     return name[: MAX_NAME_LENGTH - _HASH_LENGTH - 1].rstrip("-") + "-" + digest
+
+
+def node_dependencies(graph: PipelineGraph) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
+    """``graph``'s nodes in grouping's topological order, and each node's direct predecessors."""
+    index = _NodeIndex.build(graph, frozenset())
+    return index.order, dict(index.preds)

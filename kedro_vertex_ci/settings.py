@@ -14,12 +14,12 @@ CustomJob does not inherit from the pipeline job.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .config import ACCELERATOR_SELECTOR, DEFAULT_KEY, ResourceConfig, RunConfig
 from .errors import ConfigError, Problem
-from .model import Resources, Step
+from .model import NodeInfo, Resources, Step
 
 DEFAULT_MACHINE_TYPE = "n1-standard-4"  # GCPC's CustomJob default, suggested when spot lacks a machine
 
@@ -204,3 +204,25 @@ def unmatched_keys(run_config: RunConfig, steps: Iterable[Step]) -> list[str]:
             known.add(step.group)
     keys = set(run_config.resources) | set(run_config.node_selectors)
     return sorted(keys - known)
+
+
+def node_placements(run_config: RunConfig, nodes: Iterable[NodeInfo]) -> dict[str, Hashable]:
+    """Per node, where it would run alone: its resolved settings minus the timeout (which adds up in a fused
+    step). Grouping ``auto`` fuses only nodes whose placements are equal, so no node ever runs on another
+    machine, accelerator, Spot setting or image, or with other resources, than its own settings ask for."""
+    placements: dict[str, Hashable] = {}
+    for node in nodes:
+        alone = Step(name=node.name, nodes=(node.name,), tags=node.tags)
+        placements[node.name] = dataclasses.replace(resolve_resources(run_config, alone), timeout_seconds=None)
+    return placements
+
+
+def machine_label(resources: Resources) -> str:
+    """What a step is billed as: its machine type, or Vertex's default machine sized by cpu/memory."""
+    if resources.machine_type:
+        spot = " (Spot)" if resources.spot else ""
+        accelerator = f" + {resources.accelerator_count}x {resources.accelerator_type}" if resources.accelerator_type else ""
+        return f"{resources.machine_type}{accelerator}{spot}"
+    sized = ", ".join(f"{k} {v}" for k, v in (("cpu", resources.cpu), ("memory", resources.memory)) if v)
+    accelerator = f" + {resources.accelerator_count}x {resources.accelerator_type}" if resources.accelerator_type else ""
+    return f"default machine ({sized or 'no limits'}){accelerator}"

@@ -7,7 +7,9 @@
 # under $KVC_DOCKER_DIR/wheels/<hash of the requirement set>, kedro-vertex-ci's own wheel under
 # .../kvc/<hash of its sources>: a rebuild after a code change only rebuilds the small top layers.
 #
-# The image: /opt/venv with the project's requirements and kedro-vertex-ci (no extras), the project copied to
+# The image: /opt/venv with the project's requirements and kedro-vertex-ci's step runtime (the slim install the
+# scaffolded Dockerfile makes: kedro-vertex-ci with --no-deps plus kedro_vertex_ci/runtime/requirements.txt;
+# KVC_INSTALL=full installs all of kedro-vertex-ci's dependencies instead), the project copied to
 # /project (WORKDIR; Kedro adds src/ to sys.path itself), telemetry off. Built by BuildKit (the docker.io
 # client's, DOCKER_BUILDKIT=1) with `--network none`; the wheels are bind-mounted, so they never enter a layer.
 # Prints the tag on stdout; progress and the build log tail on failure on stderr.
@@ -15,12 +17,15 @@
 # KVC_DOCKER_DIR   engine folder (default /var/tmp/kvc-docker); DOCKER_HOST defaults to its socket
 # KVC_DOCKER_CLIENT the docker client with built-in BuildKit (default /usr/bin/docker, from docker.io)
 # KVC_HOST_PYTHON  the Python 3.11 whose venv builds wheels (default /usr/bin/python3, Debian's, as in the image)
+# KVC_INSTALL      runtime (default: what steps import), full (every dependency of kedro-vertex-ci) or none
+#                  (none of them: the yardstick for the runtime's own footprint, bench measure 4)
 set -euo pipefail
 shopt -s inherit_errexit
 
 readonly BASE_IMAGE=kvc-base:bookworm
 readonly IMAGE_PYTHON=3.11 # Debian bookworm's python3
-readonly RECIPE=1          # bump when the wheel set or Dockerfile recipe changes
+readonly RECIPE=2          # bump when the wheel set or Dockerfile recipe changes
+readonly INSTALL=${KVC_INSTALL:-runtime}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 DIR=${KVC_DOCKER_DIR:-/var/tmp/kvc-docker}
 readonly REPO DIR
@@ -143,29 +148,42 @@ build_kvc_wheel() {
   fi
 }
 
+kvc_requirements() {
+  # What kedro-vertex-ci adds to the image: the step runtime's list shipped in its wheel, or all its dependencies.
+  local kvc=$1
+  if [[ $INSTALL == none ]]; then
+    return 0
+  elif [[ $INSTALL == full ]]; then
+    "$PY" -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); n = [x for x in z.namelist() if x.endswith(".dist-info/METADATA")][0]; print("\n".join(l.split(":", 1)[1].strip() for l in z.read(n).decode().splitlines() if l.startswith("Requires-Dist:") and "extra ==" not in l))' "$kvc"
+  else
+    "$PY" -c 'import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read("kedro_vertex_ci/runtime/requirements.txt").decode())' "$kvc" |
+      sed -e 's/#.*//' -e '/^[[:space:]]*$/d'
+  fi
+}
+
 dependency_wheels() {
-  # Wheels of everything the project and kedro-vertex-ci need, keyed by the requirement set.
+  # Wheels of everything the project and kedro-vertex-ci's part need, keyed by the requirement set.
   local kvc=$1 reqs key out
-  reqs=$(project_requirements)
+  [[ $INSTALL =~ ^(runtime|full|none)$ ]] || die "KVC_INSTALL=$INSTALL: use runtime, full or none"
+  reqs=$( (project_requirements; kvc_requirements "$kvc") | sort -u)
   key=$({
     echo "recipe=$RECIPE python=$("$PY" -c 'import sys, sysconfig; print(sys.version, sysconfig.get_platform())')"
     echo "$reqs"
-    "$PY" -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); n = [x for x in z.namelist() if x.endswith(".dist-info/METADATA")][0]; print("\n".join(l for l in z.read(n).decode().splitlines() if l.startswith("Requires-Dist:") and "extra ==" not in l))' "$kvc"
   } | sha256sum | cut -c1-16)
   out=$DIR/wheels/deps/$key
-  locked "$out.lock" build_dependency_wheels "$out" "$kvc" "$reqs" >&2
+  locked "$out.lock" build_dependency_wheels "$out" "$reqs" >&2
   echo "$out"
 }
 
 build_dependency_wheels() {
-  local out=$1 kvc=$2 reqs=$3
+  local out=$1 reqs=$2
   if [[ ! -f $out/.complete ]]; then
-    log "building dependency wheels ($(basename "$out")): the project's requirements + kedro-vertex-ci's (once)"
+    log "building dependency wheels ($(basename "$out")): the project's requirements + kedro-vertex-ci's ($INSTALL, once)"
     rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-    printf '%s\n' "$reqs" >"$out.tmp/project-requirements.txt"
-    pip_quietly "$out.pip.log" wheel -w "$out.tmp" "$kvc" -r "$out.tmp/project-requirements.txt" ||
+    printf '%s\n' "$reqs" >"$out.tmp/requirements.txt"
+    pip_quietly "$out.pip.log" wheel -w "$out.tmp" -r "$out.tmp/requirements.txt" ||
       die "pip wheel of the requirement set failed"
-    rm -f "$out.tmp"/kedro_vertex_ci-*.whl "$out.tmp/project-requirements.txt"
+    rm -f "$out.tmp"/kedro_vertex_ci-*.whl "$out.tmp/requirements.txt"
     touch "$out.tmp/.complete"
     rm -rf "$out" && mv "$out.tmp" "$out"
     prune_old "$DIR/wheels/deps"
@@ -201,6 +219,7 @@ RUN --mount=type=bind,source=deps,target=/wheels \\
  && pip install --no-index --no-deps --no-compile /wheels/*.whl \\
  && { python3 -m compileall -q -j 0 /opt/venv/lib >/dev/null || true; } \\
  && pip check
+# kedro-vertex-ci itself without its dependencies: the layer above holds what its step runtime imports.
 RUN --mount=type=bind,source=kvc,target=/kvc pip install --no-index --no-deps /kvc/*.whl
 COPY project/ /project/
 WORKDIR /project

@@ -162,13 +162,15 @@ def test_intermediate_data_local_and_gcs_emulator(work: Path) -> None:
         _assert_side(row[3], Stats)
 
 
-def test_grouping_counts_steps_per_strategy(work: Path) -> None:
-    result = m.measure_grouping(work, TOOLS, ONCE, n=12, width=3)
+def test_grouping_estimates_each_strategy(work: Path) -> None:
+    result = m.measure_grouping(work, TOOLS, ONCE, n=12, width=3, big=20, images=False, examples=False)
     layered = result.raw["layered 12 (width 3)"]
-    assert layered["nodes"] == 12
-    assert layered["identity"] == {"steps": 12, "critical_path": 4}
-    assert layered["tag"] == {"steps": 4, "critical_path": 4}
-    assert layered["auto"]["critical_path"] <= 4
+    assert layered["none"]["nodes"] == 12 and layered["measured"]["measured"] == 12
+    assert layered["none"]["plans"]["identity"]["steps"] == 12 and layered["none"]["plans"]["tag"]["steps"] == 4
+    none = layered["none"]["plans"]
+    assert none["auto"]["wall"] <= min(none[k]["wall"] for k in ("identity", "tag", "single")) + 1e-6
+    assert layered["none"]["optimum"]["wall"] <= none["auto"]["wall"] + 1e-6
+    assert result.raw["layered 20 (width 3)"]["compile_seconds"]
     assert len(reading([result])) == len(result.raw)
 
 

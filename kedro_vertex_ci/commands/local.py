@@ -204,6 +204,13 @@ def _check_spec_shape(data: dict[str, Any], spec_file: Path) -> None:
     help="With --run-id of an earlier run: skip the steps it finished, run the failed and skipped ones.",
 )
 @click.option(
+    "--simulate-step-overhead",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Delay each step's start by SECONDS, as a step start on Vertex would (checks `plan`'s estimate).",
+)
+@click.option(
     "--scheduled-time",
     default=None,
     metavar="RFC3339",
@@ -249,6 +256,7 @@ def _run_local(
     from_nodes: tuple[str, ...],
     to_nodes: tuple[str, ...],
     resume: bool,
+    simulate_step_overhead: float,
     scheduled_time: str | None,
     as_json: bool,
 ) -> None:
@@ -275,6 +283,7 @@ def _run_local(
             from_nodes=_split_names(from_nodes),
             to_nodes=_split_names(to_nodes),
             resume=resume,
+            simulate_step_overhead=simulate_step_overhead,
             scheduled_time=scheduled_time,
             project=ctx.project,
         )

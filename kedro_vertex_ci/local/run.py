@@ -7,6 +7,7 @@ Layout under the local root (a folder standing in for ``gs://``)::
     <root>/<run id>/result.json     the run record: every step of the spec and its state, rewritten after
                                     each step ends (what ``--json`` prints; ``--resume`` reads it)
     <root>/<run id>/.lock           held (flock) by the run-local running this id
+    <root>/<run id>/node-durations.json  seconds per Kedro node, measured by the steps (grouping ``auto``)
     <root>/<run id>/outputs/<task>/<name>  task output parameters (``{{$.outputs.parameters[...].output_file}}``)
     <root>/kedro-vertex-ci/<run id>/  data the step runtime passes between steps
 """
@@ -64,6 +65,7 @@ class RunOptions:
     from_nodes: Sequence[str] = ()
     to_nodes: Sequence[str] = ()
     resume: bool = False  # skip the steps an earlier attempt with this run id finished
+    simulate_step_overhead: float = 0.0  # seconds each step waits before it starts, as on Vertex (plan's S)
     scheduled_time: str | None = None  # {{$.pipeline_job_schedule_time_utc}}, as a scheduled run gets it
     project: Path | None = None  # where other run-locals are looked for (they share its catalog files)
 
@@ -303,6 +305,8 @@ def _run_locked(
     )
 
     def launch(task: Task, statuses: Mapping[str, str]) -> int:
+        if options.simulate_step_overhead > 0:  # holds the step's slot, like a VM starting on Vertex
+            time.sleep(options.simulate_step_overhead)
         produced = read_outputs(task, ctx)
         command, args = render_command(task, ctx, statuses, produced)
         inv = Invocation(
@@ -357,6 +361,9 @@ def _run_locked(
     except RunInterrupted as stop:
         result = record(stop.outcomes, running=False, interrupted=stop.signum)
     else:
+        from ..durations import collect_run_durations
+
+        collect_run_durations(pipeline_root, run_id, run_dir)  # before the last record: its time dates the run
         result = record(outcomes, running=False)
     finally:
         sweep_temp_files(data_dir, root, run_id)  # every step is over: no write is in flight

@@ -136,10 +136,12 @@ def main(argv: list[str]) -> int:
 
     from ..dynamic_config import ProviderError
     from .session import InjectIntermediates, StepSetupError, run_step
+    from .timing import NodeTimer
 
     injector = InjectIntermediates(inv)
+    timer = NodeTimer()
     try:
-        run_step(inv, project, injector, extra_hooks)
+        run_step(inv, project, injector, (*extra_hooks, timer))
     except StepSetupError as err:
         _say(str(err))
         return 2
@@ -151,7 +153,18 @@ def main(argv: list[str]) -> int:
     finally:
         if inv.timeout and hasattr(signal, "SIGALRM"):
             signal.alarm(0)
+    _record_durations(inv, timer.seconds())
     return 0
+
+
+def _record_durations(inv: StepInvocation, seconds: dict[str, float]) -> None:
+    """Best effort: the numbers only tune grouping ``auto``; failing to write them never fails the step."""
+    from .timing import write_durations
+
+    try:
+        write_durations(inv.root, inv.run_id, inv.nodes, seconds)
+    except OSError as err:
+        print(f"kedro-vertex-ci step: warning: node durations not recorded ({err})", file=sys.stderr)
 
 
 def _mlflow_hooks(inv: StepInvocation) -> tuple[object, ...]:

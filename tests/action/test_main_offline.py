@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -65,6 +66,9 @@ def test_dry_run_prints_the_plan_and_writes_outputs(project_env: Callable[..., d
     tasks = spec["root"]["dag"]["tasks"]
     edges = sum(len(task.get("dependentTasks", [])) for task in tasks.values())
     assert summary.count(" --> ") == edges > 0
+    estimate = re.search(r"\| Estimate \| (\d+) steps, wall ≈ [^,]+, billed ≈ [^(]+ \(lower bound [^;]+; 0/(\d+) node", summary)
+    assert estimate and int(estimate.group(1)) == len(tasks), summary  # every node at the default duration
+    assert "estimate on Vertex:" in log
 
 
 def test_dry_run_on_the_default_branch_shows_the_schedule(project_env: Callable[..., dict[str, str]]) -> None:

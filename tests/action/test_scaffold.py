@@ -88,7 +88,8 @@ def test_scaffold_in_a_subfolder_project(repo: Path, remotes: dict) -> None:
     assert [(u["package-ecosystem"], u["directory"]) for u in dependabot["updates"]] == [
         ("github-actions", "/"), ("docker", "/spaceflights"), ("pip", "/spaceflights")]
     dockerfile = (project / "Dockerfile").read_text()
-    assert "COPY requirements.txt ./" in dockerfile and '-r requirements.txt "kedro-vertex-ci' in dockerfile
+    assert "COPY requirements.txt ./" in dockerfile and '--no-deps "kedro-vertex-ci' in dockerfile
+    assert '-r requirements.txt -r "$(python -m kedro_vertex_ci.runtime.requirements)"' in dockerfile  # slim
     ignore = (project / ".dockerignore").read_text().splitlines()
     for pattern in (".git", ".venv", "gha-creds-*.json", "conf/local", "data/*", "!data/01_raw", "gcp-setup.sh"):
         assert pattern in ignore
