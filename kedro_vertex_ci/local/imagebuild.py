@@ -78,6 +78,7 @@ def build_context(project: Path, build_args: Mapping[str, str], name: str | None
     """The context Cloud Build would get, tagged ``kvc-local/<name>:<hash of tarball + build args>``."""
     from ..gcp.source import collect_files, make_tarball
 
+    project = project.resolve()  # the tag is named after the folder: "." must name it too
     dockerfile = project / "Dockerfile"
     if not dockerfile.is_file():
         raise ConfigError(

@@ -82,3 +82,10 @@ def test_no_client_and_no_engine_are_clear_errors(tmp_path):
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/none.sock"}
     with pytest.raises(DockerUnavailable, match="no Docker engine answers .*docker-engine.sh up"):
         check_engine("docker", env)
+
+
+def test_a_relative_project_path_names_the_image_after_the_folder(project, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(project)
+    assert build_context(Path("."), {}).tag == build_context(project, {}).tag
