@@ -148,8 +148,34 @@ endpoints: {{}}
 """
 
 
-def render_template(project_id: str, region: str, project_name: str = "kedro-project") -> str:
-    """The commented ``vertexai.yml`` for a project (valid as written)."""
-    return TEMPLATE.format(
+KFP_AUTH_MODES = ("none", "token", "iap", "dex")
+_KFP_COMMENTED = """# kfp:
+#   host: https://kubeflow.example.com/pipeline
+#   namespace: my-profile
+#   auth:
+#     mode: dex            # none | token | iap | dex
+#     # client_id: 1234-abc.apps.googleusercontent.com   (iap)
+#     # service_account: kfp-user@{project_id}.iam.gserviceaccount.com   (iap)
+"""
+_KFP_AUTH_LINES = {
+    "none": "",
+    "token": "    token_env: KFP_TOKEN            # the workflow passes the repository secret KFP_TOKEN\n",
+    "iap": "    # client_id: 1234-abc.apps.googleusercontent.com   # default: $IAP_CLIENT_ID\n"
+           "    service_account: kfp-user@{project_id}.iam.gserviceaccount.com   # its ID token passes IAP\n",
+    "dex": "    # username_env: DEX_USERNAME     # the workflow passes the repository secrets\n"
+           "    # password_env: DEX_PASSWORD     # KFP_DEX_USERNAME and KFP_DEX_PASSWORD under these names\n",
+}
+
+
+def render_template(project_id: str, region: str, project_name: str = "kedro-project", *,
+                    kfp_host: str | None = None, kfp_auth: str = "dex") -> str:
+    """The commented ``vertexai.yml`` for a project (valid as written); with ``kfp_host``, for that KFP target."""
+    text = TEMPLATE.format(
         project_id=project_id, region=region, image_name=sanitize_name(project_name, max_length=60)
     )
+    if kfp_host is None:
+        return text
+    active = (f"kfp:\n  host: {kfp_host}\n  # namespace: my-profile   # multi-user Kubeflow\n  auth:\n"
+              f"    mode: {kfp_auth}\n" + _KFP_AUTH_LINES[kfp_auth].format(project_id=project_id))
+    return text.replace("  target: vertex\n", "  target: kfp\n", 1).replace(
+        _KFP_COMMENTED.format(project_id=project_id), active, 1)

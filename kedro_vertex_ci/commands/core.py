@@ -19,9 +19,16 @@ import click
 @click.option("--action-ref", default=None, metavar="REF",
               help="Version of the kedro-vertex Action to pin: a tag (resolved to its commit) or a commit SHA "
                    "(default: the latest v1 release).")
+@click.option("--target", type=click.Choice(["vertex", "kfp"]), default="vertex", show_default=True,
+              help="Where runs go: Vertex AI, or a self-hosted Kubeflow Pipelines (needs --kfp-host).")
+@click.option("--kfp-host", default=None, metavar="URL",
+              help="--target kfp: the KFP API URL, e.g. https://kubeflow.example.com/pipeline.")
+@click.option("--kfp-auth", type=click.Choice(["none", "token", "iap", "dex"]), default="dex", show_default=True,
+              help="--target kfp: how to get past the KFP API's guard (docs/kubeflow.md).")
 @click.pass_obj
 def init_command(ctx, project_id: str, region: str, force: bool, with_github: bool,  # type: ignore[no-untyped-def]
-                 github_repo: str | None, action_ref: str | None) -> None:
+                 github_repo: str | None, action_ref: str | None, target: str, kfp_host: str | None,
+                 kfp_auth: str) -> None:
     """Write conf/base/vertexai.yml (every option, commented) for PROJECT_ID and REGION."""
     import yaml
 
@@ -32,21 +39,24 @@ def init_command(ctx, project_id: str, region: str, force: bool, with_github: bo
     from ..kedro_io import bootstrap
     from ..scaffold.gitignore import planned_gitignore
 
+    if (target == "kfp") != (kfp_host is not None):
+        raise ConfigError([Problem("--kfp-host", "", "--target kfp and --kfp-host URL go together")])
     info = bootstrap(ctx.project)
-    target = ctx.project / "conf" / "base" / "vertexai.yml"
-    text = render_template(project_id, region, info.project_name)
+    config_file = ctx.project / "conf" / "base" / "vertexai.yml"
+    text = render_template(project_id, region, info.project_name, kfp_host=kfp_host, kfp_auth=kfp_auth)
     parse_config(yaml.safe_load(text))  # never write a config that fails our own validation
     written: list[Path] = []
-    if target.exists() and not force and not with_github:
-        raise ConfigError([Problem(str(target), "", "already exists; pass --force to overwrite it")])
-    if with_github and target.exists() and not force:
-        _check_utf8(target)  # the GitHub setup reads project, region, bucket and accounts from it
+    if config_file.exists() and not force and not with_github:
+        raise ConfigError([Problem(str(config_file), "", "already exists; pass --force to overwrite it")])
+    if with_github and config_file.exists() and not force:
+        _check_utf8(config_file)  # the GitHub setup reads project, region, bucket and accounts from it
     gitignore = planned_gitignore(ctx.project)  # read (and refused) before anything is written
     if with_github:  # writes vertexai.yml too where missing (or forced), with the runtime service account
         written += _write_github(ctx.project, project_id=project_id, region=region, force=force,
-                                 project_name=info.project_name, github_repo=github_repo, action_ref=action_ref)
-    elif not target.exists() or force:
-        written.append(atomic_write(target, text))
+                                 project_name=info.project_name, github_repo=github_repo, action_ref=action_ref,
+                                 kfp_host=kfp_host, kfp_auth=kfp_auth)
+    elif not config_file.exists() or force:
+        written.append(atomic_write(config_file, text))
     if gitignore is not None:
         written.append(atomic_write(*gitignore))
     for path in written:
@@ -66,7 +76,8 @@ def _check_utf8(path: Path) -> None:
 
 
 def _write_github(project: Path, *, project_id: str, region: str, force: bool, project_name: str,
-                  github_repo: str | None, action_ref: str | None) -> list[Path]:
+                  github_repo: str | None, action_ref: str | None, kfp_host: str | None = None,
+                  kfp_auth: str = "dex") -> list[Path]:
     import yaml
 
     from ..config import parse_config
@@ -75,7 +86,8 @@ def _write_github(project: Path, *, project_id: str, region: str, force: bool, p
 
     action, checkout = resolve_action(action_ref), resolve_checkout()
     plan = plan_scaffold(project, project_id=project_id, region=region, project_name=project_name,
-                         github_repository=github_repo, force=force, action=action, checkout=checkout)
+                         github_repository=github_repo, force=force, action=action, checkout=checkout,
+                         kfp_host=kfp_host, kfp_auth=kfp_auth)
     vertexai = project / "conf" / "base" / "vertexai.yml"
     if vertexai in plan.files:
         parse_config(yaml.safe_load(plan.files[vertexai]))  # never write a config that fails our own validation
@@ -93,6 +105,11 @@ def _write_github(project: Path, *, project_id: str, region: str, force: bool, p
             fg="yellow", err=True)
     script = os.path.relpath(plan.setup_script)
     click.echo(f"Next: review and run {script} once (gcloud and gh logged in), then push a branch.")
+    if kfp_host:
+        from ..scaffold.github import KFP_SETTINGS
+
+        click.echo(f"Kubeflow Pipelines at {kfp_host}: the workflow also needs the {KFP_SETTINGS[kfp_auth]} "
+                   "(Settings > Secrets and variables > Actions).")
     return written
 
 

@@ -53,6 +53,23 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 
 OFFLINE_ACTION = Pin(ACTION_REPOSITORY, ACTION_MAJOR)
+# What the action step needs in its env for each kfp.auth mode (container actions see the step's env).
+KFP_STEP_ENV = {
+    "token": "        env: # the Kubeflow Pipelines bearer token (kfp.auth.token_env in vertexai.yml)\n"
+             "          KFP_TOKEN: ${{ secrets.KFP_TOKEN }}\n",
+    "dex": "        env: # the Kubeflow Pipelines login through Dex (kfp.auth in vertexai.yml)\n"
+           "          DEX_USERNAME: ${{ secrets.KFP_DEX_USERNAME }}\n"
+           "          DEX_PASSWORD: ${{ secrets.KFP_DEX_PASSWORD }}\n",
+    "iap": "        env: # the OAuth client id of the IAP in front of Kubeflow (not a secret)\n"
+           "          IAP_CLIENT_ID: ${{ vars.KFP_IAP_CLIENT_ID }}\n",
+}
+KFP_SETTINGS = {
+    "none": "nothing more",
+    "token": "repository secret KFP_TOKEN (a bearer token for the KFP API)",
+    "dex": "repository secrets KFP_DEX_USERNAME and KFP_DEX_PASSWORD (a Kubeflow login)",
+    "iap": "repository variable KFP_IAP_CLIENT_ID (IAP's OAuth client id); grant the CI service account "
+           "roles/iam.serviceAccountOpenIdTokenCreator on kfp.auth.service_account",
+}
 OFFLINE_CHECKOUT = Pin(CHECKOUT_REPOSITORY, CHECKOUT_SHA, CHECKOUT_VERSION)
 
 
@@ -62,8 +79,12 @@ def render_workflow(
     working_directory: str = ".",
     action: Pin = OFFLINE_ACTION,
     checkout: Pin = OFFLINE_CHECKOUT,
+    kfp_auth: str | None = None,
 ) -> str:
     """The workflow YAML. ``default_branch`` may be ``$default-branch`` (organisation templates).
+
+    With ``kfp_auth`` (a Kubeflow Pipelines target) the action step gets the login its ``kfp.auth`` mode reads,
+    from repository secrets (variables for what is not secret), under the names vertexai.yml expects.
 
     When the project is a subfolder of the repository, pushes and pull requests that touch neither it nor
     the workflow do not start a run (``paths:``).
@@ -79,6 +100,7 @@ def render_workflow(
             "ACTION_USES": action.uses(),
             "WORKING_DIRECTORY": workdir,
             "PATHS": paths,
+            "STEP_ENV": KFP_STEP_ENV.get(kfp_auth or "none", ""),
         },
     )
 
@@ -260,6 +282,8 @@ def plan_scaffold(
     force: bool = False,
     action: Pin = OFFLINE_ACTION,
     checkout: Pin = OFFLINE_CHECKOUT,
+    kfp_host: str | None = None,
+    kfp_auth: str = "dex",
 ) -> ScaffoldPlan:
     """Every file ``init --github`` would write, with its text; nothing is written here.
 
@@ -278,7 +302,8 @@ def plan_scaffold(
     working_directory = project.relative_to(repo_root).as_posix() if repo_root != project else "."
     files = {
         repo_root / WORKFLOW_PATH: render_workflow(git.default_branch, working_directory=working_directory,
-                                                   action=action, checkout=checkout),
+                                                   action=action, checkout=checkout,
+                                                   kfp_auth=kfp_auth if kfp_host else None),
         repo_root / DEPENDABOT_PATH: render_dependabot(working_directory),
         project / "Dockerfile": render_dockerfile(has_requirements=(project / "requirements.txt").is_file()),
         project / ".dockerignore": render_dockerignore(),
@@ -288,11 +313,15 @@ def plan_scaffold(
     if vertexai.exists() and not force:
         vertexai_text = vertexai.read_bytes().decode("utf-8", errors="replace")  # init refuses non-UTF-8 first
         notes += _kept_config_notes(vertexai_text, project_id, region)
+        if kfp_host and "target: kfp" not in vertexai_text:
+            notes.append(f"conf/base/vertexai.yml is kept as it is: set run_config.target: kfp and a kfp section "
+                         f"(host: {kfp_host}, auth.mode: {kfp_auth}) in it, or pass --force to rewrite it")
     else:
         from ..config_template import render_template
 
         vertexai_text = with_runtime_service_account(
-            render_template(project_id, region, project_name or project.name), project_id)
+            render_template(project_id, region, project_name or project.name, kfp_host=kfp_host,
+                            kfp_auth=kfp_auth), project_id)
         files[vertexai] = vertexai_text
     values = setup_values(vertexai_text, repository, project_id=project_id, region=region)
     script = project / SETUP_SCRIPT
