@@ -81,3 +81,14 @@ class Cloud(Protocol):
     def schedule(self, compiled: Any, settings: Any) -> Scheduled: ...
 
     def unschedule(self, compiled: Any) -> list[str]: ...
+
+
+def earlier_workflow_run(their_run: str | None, our_run: str | None) -> bool:
+    """Whether a run's workflow run came before ours (unknown on either side: assume it did)."""
+    if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):
+        return True
+    return int(their_run) < int(our_run)
+
+
+def kedro_pipeline_of(compiled: Any) -> str:
+    return str(getattr(compiled.plan, "kedro_pipeline", "__default__"))

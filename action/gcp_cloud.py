@@ -17,7 +17,7 @@ from uuid import uuid4
 
 from kedro_vertex_ci.errors import CloudError, ConfigError, Problem
 
-from .cloud import Built, CloudTarget, RunScope, Scheduled, Submitted
+from .cloud import Built, CloudTarget, RunScope, Scheduled, Submitted, earlier_workflow_run, kedro_pipeline_of
 
 Log = Callable[[str], None]
 _ACTIVE_STATES = {"PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING",
@@ -135,7 +135,7 @@ class GcpCloud:
         from kedro_vertex_ci.gcp.submission import job_settings
 
         project = Path(self.environ.get("GITHUB_WORKSPACE", "."))
-        pipeline = _pipeline_of(compiled)
+        pipeline = kedro_pipeline_of(compiled)
         items = tuple(f"{key}={value}" for key, value in labels.items())
         return job_settings(project, _with_config(compiled, self.config), pipeline, items, None, display_name)
 
@@ -144,7 +144,7 @@ class GcpCloud:
         from kedro_vertex_ci.gcp import names
         from kedro_vertex_ci.gcp.submission import stable_identity
 
-        pipeline = _pipeline_of(compiled)
+        pipeline = kedro_pipeline_of(compiled)
         wanted = names.labels({"kvc_project": stable_identity(self.config, compiled.project_name),
                                "kvc_pipeline": "default" if pipeline == "__default__" else pipeline})
         wanted.update(labels)
@@ -177,7 +177,7 @@ class GcpCloud:
         for job in vertex.list_jobs(self._filter(compiled, **where), limit=50):
             labels = job.get("labels") or {}
             if job.get("state") in _ACTIVE_STATES and labels.get("git-sha") != scope.sha.lower() \
-                    and _earlier(labels.get("github-run"), scope.run_id):
+                    and earlier_workflow_run(labels.get("github-run"), scope.run_id):
                 if vertex.cancel_job(job["name"]):
                     cancelled.append(str(job["name"]).rsplit("/", 1)[-1])
         return cancelled
@@ -222,7 +222,7 @@ class GcpCloud:
         from kedro_vertex_ci.gcp.submission import stable_identity
         from kedro_vertex_ci.gcp.vertex import pipeline_job_body
 
-        config, pipeline = self.config, _pipeline_of(compiled)
+        config, pipeline = self.config, kedro_pipeline_of(compiled)
         run_name = getattr(config.run_config, "scheduled_run_name", None)
         job = self._job_settings(compiled, {}, display_name=run_name)
         display_name = names.schedule_display_name(stable_identity(config, compiled.project_name), pipeline)
@@ -239,23 +239,12 @@ class GcpCloud:
         from kedro_vertex_ci.gcp.submission import stable_identity
 
         display_name = names.schedule_display_name(stable_identity(self.config, compiled.project_name),
-                                                   _pipeline_of(compiled))
+                                                   kedro_pipeline_of(compiled))
         vertex = self._vertex()
         deleted = [s["name"] for s in schedules_named(vertex, display_name) if vertex.delete_schedule(s["name"])]
         if not deleted:
             self.log(f"no schedule named {display_name}: nothing to delete")
         return deleted
-
-
-def _earlier(their_run: str | None, our_run: str | None) -> bool:
-    """Whether a job's workflow run came before ours (unknown on either side: assume it did)."""
-    if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):
-        return True
-    return int(their_run) < int(our_run)
-
-
-def _pipeline_of(compiled: Any) -> str:
-    return str(getattr(compiled.plan, "kedro_pipeline", "__default__"))
 
 
 def _with_config(compiled: Any, config: Any) -> Any:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .cloud import Built, CloudTarget, RunScope, Scheduled, Submitted
+from .cloud import Built, CloudTarget, RunScope, Scheduled, Submitted, earlier_workflow_run, kedro_pipeline_of
 
 Log = Callable[[str], None]
 _ACTIVE_STATES = ("PENDING", "RUNNING", "PAUSED")
@@ -102,7 +102,7 @@ class KfpCloud:
 
         experiment = self._experiment(compiled)
         pipeline_id = self.target.pipeline_id(pipeline_name(self.config, compiled.project_name,
-                                                            _pipeline_of(compiled)))
+                                                            kedro_pipeline_of(compiled)))
         if experiment is None or pipeline_id is None:
             return []
         cancelled = []
@@ -113,7 +113,7 @@ class KfpCloud:
                           else tags.get("pr") == str(scope.pr_number))
             if (str(run.state) in _ACTIVE_STATES and same_place and tags.get("sha") != scope.sha
                     and getattr(reference, "pipeline_id", None) == pipeline_id
-                    and _earlier(tags.get("run"), scope.run_id) and self.target.terminate(run.run_id)):
+                    and earlier_workflow_run(tags.get("run"), scope.run_id) and self.target.terminate(run.run_id)):
                 cancelled.append(str(run.run_id))
         return cancelled
 
@@ -126,7 +126,7 @@ class KfpCloud:
 
         sha = scope.sha if scope is not None else labels.get("git-sha", "")
         description = self._description(sha)
-        prepared = prepare(self.target, self.config, compiled, _pipeline_of(compiled), description)
+        prepared = prepare(self.target, self.config, compiled, kedro_pipeline_of(compiled), description)
         base = compiled.spec["pipelineInfo"]["name"]
         name = (self._commit_run_name(compiled, scope.sha) if scope is not None
                 else names.job_id(base, datetime.now(timezone.utc), sha[:8] or "run"))
@@ -163,7 +163,7 @@ class KfpCloud:
         cron = cron_for_kfp(settings.cron_expression, settings.timezone)
         sha = self.environ.get("GITHUB_SHA")
         description = self._description(sha)
-        prepared = prepare(self.target, self.config, compiled, _pipeline_of(compiled), description)
+        prepared = prepare(self.target, self.config, compiled, kedro_pipeline_of(compiled), description)
         deployed = self.target.deploy_recurring(
             display_name=prepared.pipeline_name, experiment_id=prepared.experiment_id,
             pipeline_id=prepared.pipeline_id, version_id=prepared.version_id, cron=cron,
@@ -179,24 +179,13 @@ class KfpCloud:
         """Delete this pipeline's recurring run(s); none left is success (a re-run of the job must not fail)."""
         from kedro_vertex_ci.kubeflow.deploy import pipeline_name
 
-        name = pipeline_name(self.config, compiled.project_name, _pipeline_of(compiled))
+        name = pipeline_name(self.config, compiled.project_name, kedro_pipeline_of(compiled))
         deleted = [str(r.recurring_run_id) for r in self.target.recurring_runs(name)]
         for rid in deleted:
             self.target.delete_recurring(rid)
         if not deleted:
             self.log(f"no recurring run named {name}: nothing to delete")
         return deleted
-
-
-def _earlier(their_run: str | None, our_run: str | None) -> bool:
-    """Whether a run's workflow run came before ours (unknown on either side: assume it did)."""
-    if not (their_run and our_run and their_run.isdigit() and our_run.isdigit()):
-        return True
-    return int(their_run) < int(our_run)
-
-
-def _pipeline_of(compiled: Any) -> str:
-    return str(getattr(compiled.plan, "kedro_pipeline", "__default__"))
 
 
 def _poll_seconds(environ: Mapping[str, str], default: float = 15.0) -> float:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +50,19 @@ def kedro_new_project(kedro_new_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "demo"
     shutil.copytree(kedro_new_template, target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def _forget_generated_project_packages() -> Iterator[None]:
+    """Generated projects reuse package names (``demo``, ``spaceflights``…) from one pytest temp folder to the
+    next: a module one test imported from its project must never serve the next test's project in this
+    process (Kedro imports ``<package>.pipeline_registry`` and ``settings`` once per process)."""
+    yield
+    temp = str(Path(tempfile.gettempdir()).resolve())
+    for name, module in list(sys.modules.items()):
+        file = str(getattr(module, "__file__", None) or "")
+        if file.startswith(temp) and "pytest-of-" in file:
+            del sys.modules[name]
 
 
 @pytest.fixture
