@@ -330,6 +330,10 @@ def compile_pipeline(
             on_exit_graph = None
             if run_config.on_exit_pipeline:
                 on_exit_graph = _on_exit_graph(kedro_project, run_config.on_exit_pipeline)
+        if not graph.nodes:
+            raise ConfigError([Problem("--pipeline", pipeline, "this Kedro pipeline has no nodes, so there is "
+                                       "nothing to compile: add nodes to it in the project's pipeline_registry.py "
+                                       "(a new `kedro new` project starts empty), or choose another with -p")])
         graph = dataclasses.replace(graph, runtime_keys=runtime_keys, runtime_derived=runtime_derived)
         plan = _located(
             kedro_project.config_sources(),

@@ -291,3 +291,12 @@ def test_grouping_cycle_through_the_cli_exits_2_with_the_exact_message(tmp_path:
         "so no data leaves it and comes back"
     )
     assert not (project / "x.json").exists()
+
+
+def test_an_empty_pipeline_says_what_to_do(kedro_new_project: Path) -> None:
+    """A fresh `kedro new` project has no nodes yet: the message names the pipeline and the fix, exit 2."""
+    from tests.conftest import minimal_vertexai
+
+    (kedro_new_project / "conf" / "base" / "vertexai.yml").write_text(minimal_vertexai())
+    with pytest.raises(ConfigError, match="__default__: this Kedro pipeline has no nodes.*pipeline_registry.py"):
+        compile_pipeline(kedro_new_project, None, "__default__")
