@@ -113,7 +113,8 @@ def _read_value(key: str, text: Any) -> Any:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as err:
             raise ConfigError([Problem("--param", key, f"cannot read value {_clip(text)}: {err}")]) from None
-        except (ValueError, RecursionError, OverflowError) as err:  # 5000 digits, [[[[…]]]] past the stack
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as err:
+            # 5000 digits, [[[[…]]]] past the stack, and tags YAML cannot construct (!!bool maybe → KeyError)
             raise ConfigError([Problem("--param", key, f"cannot read value {_clip(text)}: {_why(err)}")]) from None
     problem = spec_value_problem(value)
     if problem:
@@ -128,6 +129,8 @@ def _clip(text: str) -> str:
 def _why(err: BaseException) -> str:
     if isinstance(err, RecursionError):
         return "nested too deeply"
+    if isinstance(err, (KeyError, TypeError, AttributeError)):
+        return f"YAML cannot make a value of that tag ({type(err).__name__}: {err})"
     if "integer string conversion" in str(err):
         return "a number with more than 4300 digits"
     return (str(err).splitlines() or [type(err).__name__])[0][:200]
@@ -265,8 +268,8 @@ def _runtime_value(text: Any) -> Any:
         return text
     try:
         value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
+    except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
+        return text  # a tag YAML cannot construct (!!bool maybe), 5000 digits…: the text as it was given
     return value if param_type(value) is not None else text
 
 

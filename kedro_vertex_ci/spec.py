@@ -197,6 +197,8 @@ def _load_document(data: bytes | str, source: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError([Problem(source, "", f"neither JSON nor YAML: {err}")]) from err
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as err:  # !!bool maybe, 5000 digits
+        raise ConfigError([Problem(source, "", f"YAML cannot read it: {type(err).__name__} {err}"[:300])]) from err
 
 
 def _check_plan(plan: Plan) -> None:

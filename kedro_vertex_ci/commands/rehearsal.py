@@ -186,8 +186,9 @@ def _workflow_inputs(git_root: Path, given: Path | None, notes: list[str]) -> di
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"--workflow {path}: cannot read it ({err.strerror})") from err
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError) as err:
+        raise ConfigError(f"{path}: not valid YAML ({(str(err).splitlines() or [type(err).__name__])[0]})") from err
     found, unresolved = resolve_expressions(workflow_inputs(loaded if isinstance(loaded, dict) else {}, str(path)))
     notes.append(f"inputs from {path}")
     notes.extend(unresolved)

@@ -139,8 +139,8 @@ def parse_spec_text(text: str, source: str = "spec") -> dict[str, Any]:
             raise ConfigError(f"{source}: neither JSON nor YAML: {err}") from err
         except RecursionError:
             raise ConfigError(f"{source}: nested too deeply to be a spec") from None
-        except ValueError as err:  # 5000 digits, a bad !!float/!!int/timestamp
-            raise ConfigError(f"{source}: cannot read it: {str(err).splitlines()[0][:200]}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # 5000 digits, !!float abc, !!bool maybe (KeyError)
+            raise ConfigError(f"{source}: cannot read it: {(str(err).splitlines() or [type(err).__name__])[0][:200]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a PipelineSpec mapping, got {type(data).__name__}")
     return data

@@ -184,7 +184,7 @@ def setup_values(vertexai_text: str, github_repository: str, *, project_id: str,
 
     try:
         loaded = yaml.safe_load(vertexai_text) or {}
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError, RecursionError):  # the compile reports it exactly
         loaded = {}
     loaded = loaded if isinstance(loaded, dict) else {}
     run_config = loaded.get("run_config") if isinstance(loaded.get("run_config"), dict) else {}
@@ -335,7 +335,7 @@ def _kept_config_notes(vertexai_text: str, project_id: str, region: str) -> list
 
     try:
         loaded = yaml.safe_load(vertexai_text) or {}
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError, RecursionError):  # the compile reports it exactly
         return []
     if not isinstance(loaded, dict):
         return []

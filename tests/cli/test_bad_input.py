@@ -259,3 +259,18 @@ def test_run_local_spec_file_defects(project: Path, tmp_path: Path, content: byt
     out = invoke(["run-local", "--no-preload", "--root", str(tmp_path / "runs"), "--spec", str(spec)], cwd=project)
     assert not out.crashed, out.crashed
     assert out.exit_code == 2 and expected in out.output and "given.json" in out.output, out.output
+
+
+@pytest.mark.parametrize("tagged", ["!!bool maybe", "!!float abc", "!!int x", "!!timestamp soon", "!!python/name:os.system"])
+def test_yaml_tags_yaml_cannot_construct_are_clean_errors_everywhere_a_value_is_read(tagged, tmp_path):
+    """`--param`, a `--spec` file and runtime values: a tag PyYAML cannot construct raises KeyError/ValueError,
+    not YAMLError — each is one error naming the input (found by the CLI fuzzer)."""
+    from kedro_vertex_ci.errors import ConfigError
+    from kedro_vertex_ci.local.specgraph import parse_spec_text
+    from kedro_vertex_ci.params import _read_value, _runtime_value
+
+    with pytest.raises(ConfigError, match="--param"):
+        _read_value("start", tagged)
+    with pytest.raises(ConfigError, match="spec.yaml"):
+        parse_spec_text(f"root: {tagged}\n", "spec.yaml")
+    assert _runtime_value(tagged) == tagged
