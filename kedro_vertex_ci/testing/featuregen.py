@@ -273,7 +273,7 @@ root:
 
 def _vertexai(grouping: str) -> dict[str, Any]:
     return {
-        "project_id": "p",
+        "project_id": "kvc-oracle",
         "region": "europe-west4",
         "run_config": {"image": "img:1", "grouping": {"cls": grouping}},
     }

@@ -153,8 +153,10 @@ def check_selection(case: str, grouping: str, kedro_pipeline: Any, steps: StepGr
     return problems
 
 
-def group_error_is_a_real_cycle(case: str, kedro_pipeline: Any, prefix: str = "group.") -> list[str]:
-    """Tag grouping refused the case: the tag groups must really form a cycle in Kedro's node graph."""
+def group_error_is_a_real_cycle(case: str, kedro_pipeline: Any, prefix: str = "group.",
+                                grouping: str = "tag") -> list[str]:
+    """Grouping refused the case: the tag groups (kept as written by tag and auto) must really form a cycle in
+    Kedro's node graph."""
     import graphlib
 
     group_of = {}
@@ -169,7 +171,7 @@ def group_error_is_a_real_cycle(case: str, kedro_pipeline: Any, prefix: str = "g
         sorter.prepare()
     except graphlib.CycleError:
         return []
-    return [f"{case} [tag]: grouping refused the pipeline, but its tag groups form no cycle"]
+    return [f"{case} [{grouping}]: grouping refused the pipeline, but its tag groups form no cycle"]
 
 
 # --- whole runs -----------------------------------------------------------------------------------------
@@ -319,8 +321,8 @@ def check_dag_project(fp: FeatureProject, rng: Any) -> list[str]:
                 try:
                     steps = compile_steps(graph, config, grouping, through_spec=i % 10 == 0)
                 except GroupingError as err:
-                    if grouping == "tag":
-                        problems += group_error_is_a_real_cycle(case.name, kedro_pipeline)
+                    if grouping in ("tag", "auto"):  # both keep group.* tags as the user wrote them
+                        problems += group_error_is_a_real_cycle(case.name, kedro_pipeline, grouping=grouping)
                     else:
                         problems.append(f"{case.name} [{grouping}]: {err}")
                     continue
