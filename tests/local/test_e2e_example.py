@@ -41,13 +41,14 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _copy_example(dest: Path) -> Path:
+def _copy_example(dest: Path, grouping: str | None = "identity") -> Path:
     """A copy of the example with one step per node: these tests follow data across many steps (the
     example's own `auto` fuses it into a few; auto is checked by tests/test_grouping.py and the Kedro oracle)."""
     ignore = shutil.ignore_patterns("data", ".kedro-vertex-ci", "*.egg-info", "__pycache__", "pipeline.json")
     shutil.copytree(EXAMPLE, dest, ignore=ignore)
-    config = dest / "conf" / "base" / "vertexai.yml"
-    config.write_text(config.read_text().replace("    cls: auto\n", "    cls: identity\n", 1))
+    if grouping is not None:
+        config = dest / "conf" / "base" / "vertexai.yml"
+        config.write_text(config.read_text().replace("    cls: auto\n", f"    cls: {grouping}\n", 1))
     return dest
 
 
