@@ -66,7 +66,8 @@ def test_init_github_target_kfp_end_to_end(tmp_path: Path, monkeypatch: pytest.M
     assert "KFP_DEX_USERNAME and KFP_DEX_PASSWORD" in result.output
     lint = subprocess.run([str(BIN / "zizmor"), "--offline", "--no-progress", "--format", "plain", str(workflow)],
                           capture_output=True, text=True, check=False)
-    findings = set(re.findall(r"^(?:error|warning|help|info)\[([a-z-]+)\]", lint.stdout, re.MULTILINE))
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", lint.stdout)  # zizmor colours its output when CI=true
+    findings = set(re.findall(r"^(?:error|warning|help|info)\[([a-z-]+)\]", plain, re.MULTILINE))
     assert findings == {"unpinned-uses"}, lint.stdout  # offline, the action stays at @v1; the secrets pass clean
 
 
