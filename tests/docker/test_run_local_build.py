@@ -74,6 +74,7 @@ def test_an_unchanged_project_is_not_rebuilt_and_a_changed_one_is(built_run, doc
     assert not ensure_image(project, "auto", args, tmp_path / "data.log", env=docker_env).built
     source = project / "src" / "spaceflights_lite" / "__init__.py"
     source.write_text(source.read_text() + "\n# changed\n")
+    docker(docker_env, "image", "rm", "-f", build_context(project, args).tag)  # left by an earlier session
     changed = ensure_image(project, "auto", args, tmp_path / "changed.log", env=docker_env)
     assert changed.built and changed.tag != again.tag
     assert "Successfully" in changed.log.read_text() or "naming to" in changed.log.read_text()
