@@ -83,7 +83,7 @@ _INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 
 
 def invisible_character(text: str, *, allow_line_breaks: bool = False) -> str | None:
-    """The first control or invisible character in ``text`` as ``U+XXXX NAME``, else None."""
+    """The first control or invisible character in ``text`` as ``U+hhhh NAME`` (hex code point), else None."""
     for char in text:
         if allow_line_breaks and char in "\n\t":
             continue
