@@ -213,9 +213,7 @@ class KfpTarget:
             start_time=start_time, end_time=end_time, max_concurrency=max_concurrency, no_catchup=True,
             params=dict(params), pipeline_id=pipeline_id, version_id=version_id, enabled=True,
             pipeline_root=pipeline_root, service_account=service_account))
-        keep = max(self.recurring_runs(display_name) or [created], key=_order)
-        replaced = tuple(str(r.recurring_run_id) for r in self.recurring_runs(display_name)
-                         if r.recurring_run_id != keep.recurring_run_id)
+        keep, replaced = newest_and_older(self.recurring_runs(display_name), created)
         for rid in replaced:
             self.delete_recurring(rid)
         return Deployed(str(keep.recurring_run_id), replaced)
@@ -293,6 +291,15 @@ def _client_class() -> Any:
 
 def _run_order(run: Any) -> tuple[str, str]:
     return (str(run.created_at or ""), str(run.run_id))
+
+
+def newest_and_older(listed: list[Any], created: Any) -> tuple[Any, tuple[str, ...]]:
+    """The one to keep and the ids to delete, from ONE listing: a second listing could show a newer run made
+    by a concurrent deploy, which this deploy would then delete while that one deletes ours, leaving none."""
+    seen = {str(r.recurring_run_id): r for r in listed}
+    seen.setdefault(str(created.recurring_run_id), created)  # a listing may lag behind our own create
+    keep = max(seen.values(), key=_order)
+    return keep, tuple(rid for rid in seen if rid != str(keep.recurring_run_id))
 
 
 def _order(recurring: Any) -> tuple[str, str]:

@@ -14,6 +14,7 @@ whose ``aud`` is the OAuth client id, as Identity-Aware Proxy checks); ``dex`` (
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 import email.parser
 import email.policy
 import itertools
@@ -123,6 +124,8 @@ class FakeKfp:
     iap_client_id: str = "1234-iap.apps.googleusercontent.com"
     run_states: list[str] = field(default_factory=lambda: ["PENDING", "RUNNING", "SUCCEEDED"])
     create_delay: float = 0.0  # widens race windows between list and create
+    # Run once each, right after a recurring-run listing is answered: how a test stages a concurrent deploy.
+    after_recurring_list: list[Callable[[], None]] = field(default_factory=list)
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -265,7 +268,7 @@ class FakeKfp:
             ("POST", rf"{API}/runs/(?P<rid>[^/:]+):terminate", lambda rid: self._terminate_run(rid, body)),
             ("GET", rf"{API}/runs", lambda: self._list(self._runs_in(q.get("experiment_id")), "runs", q)),
             ("POST", rf"{API}/recurringruns", lambda: self._create_recurring(body)),
-            ("GET", rf"{API}/recurringruns", lambda: self._list(self.recurring, "recurringRuns", q)),
+            ("GET", rf"{API}/recurringruns", lambda: self._list_recurring(q)),
             ("GET", rf"{API}/recurringruns/(?P<rid>[^/:]+)", lambda rid: (200, self._recurring(rid))),
             ("POST", rf"{API}/recurringruns/(?P<rid>[^/:]+):disable", lambda rid: self._set_mode(rid, "DISABLE")),
             ("POST", rf"{API}/recurringruns/(?P<rid>[^/:]+):enable", lambda rid: self._set_mode(rid, "ENABLE")),
@@ -411,6 +414,20 @@ class FakeKfp:
         self.recurring[rid] = {**data, "recurring_run_id": rid, "created_at": self._now(),
                                "status": "ENABLED" if data.get("mode") == "ENABLE" else "DISABLED"}
         return 200, self.recurring[rid]
+
+    def _list_recurring(self, q: dict[str, str]) -> tuple[int, Any]:
+        answer = self._list(self.recurring, "recurringRuns", q)
+        if self.after_recurring_list:
+            self.after_recurring_list.pop(0)()
+        return answer
+
+    def add_concurrent_recurring(self, display_name: str) -> str:
+        """A newer recurring run of the same name, as another deploy racing this one would create."""
+        with self._lock:
+            model = next(r for r in self.recurring.values() if r["display_name"] == display_name)
+            rid = self._new_id()
+            self.recurring[rid] = {**model, "recurring_run_id": rid, "created_at": self._now()}
+            return rid
 
     def _recurring(self, rid: str) -> dict[str, Any]:
         if rid not in self.recurring:

@@ -82,6 +82,19 @@ def test_concurrent_schedules_leave_one(kfp_server, project_for):
     assert len(kfp_server.enabled_recurring_runs()) == 1 and len(kfp_server.recurring) == 1
 
 
+def test_a_deploy_never_deletes_a_newer_recurring_run_made_while_it_listed(kfp_server, project_for):
+    project = project_for(kfp_server.host)
+    assert run_cli(project, "schedule", "--cron", "15 * * * *").returncode == 0
+    name = _only(kfp_server.recurring)["display_name"]
+    racing: list[str] = []
+    kfp_server.after_recurring_list.append(lambda: racing.append(kfp_server.add_concurrent_recurring(name)))
+    proc = run_cli(project, "schedule", "--cron", "15 * * * *")
+    assert proc.returncode == 0, proc.stderr
+    # The racing deploy's run is newer than ours: it is the one to survive, and this deploy must not touch it.
+    assert racing and racing[0] in kfp_server.recurring
+    assert ("DELETE", f"/pipeline/apis/v2beta1/recurringruns/{racing[0]}") not in kfp_server.requests
+
+
 def test_a_schedule_in_another_time_zone_is_refused_before_any_call(kfp_server, project_for):
     project = project_for(kfp_server.host)
     proc = run_cli(project, "schedule", "--cron", "TZ=Europe/Warsaw 0 3 * * *")
