@@ -103,7 +103,8 @@ def test_the_step_in_a_customjob_gets_vertexs_executor_input_and_reports_its_art
     assert job["job_spec"]["scheduling"]["strategy"] == "SPOT"
     container = pool["container_spec"]
     assert container["command"] == list(argv.STEP_COMMAND)
-    inv = argv.parse_step_args(container["args"][2:])  # after --kvc-version X, as the step entry point does
+    assert argv.version_mismatch(container["args"]) is None
+    inv = argv.parse_step_args(container["args"])  # what the step entry point does with its argv
     assert inv.executor_input is not None and json.loads(inv.executor_input) == executor_input
     assert inv.artifacts == {"model@json": "model_json"} and inv.params == {"epochs": 10}
 
