@@ -56,10 +56,10 @@ test-fast: install
 fuzz: fuzz-cli fuzz-kedro fuzz-config
 
 fuzz-config: install
-	KVC_FUZZ_SCALE=10 $(PY) -m pytest -q -p no:cacheprovider tests/core/test_config_fuzz.py
+	KVC_FUZZ_SCALE=10 $(PY) -m pytest -q -p no:cacheprovider --timeout=0 tests/core/test_config_fuzz.py
 
 fuzz-cli: install docker-up
-	KVC_FUZZ_SCALE=10 KVC_DOCKERIGNORE_CASES=40 $(PY) -m pytest -q -p no:cacheprovider \
+	KVC_FUZZ_SCALE=10 KVC_DOCKERIGNORE_CASES=40 $(PY) -m pytest -q -p no:cacheprovider --timeout=0 \
 		tests/cli/test_fuzz_cli.py tests/docker/test_dockerignore_oracle.py
 
 bench: install

@@ -41,10 +41,19 @@ class Compiled:
         return len(self.plan.steps) + (1 if self.plan.on_exit else 0)
 
 
+DEFAULT_PIPELINE_SUFFIX = "pipeline"
+
+
 def pipeline_display_name(run_config: RunConfig, project_name: str, pipeline: str) -> str:
-    """The spec's pipeline name: the experiment (or project) name, plus the Kedro pipeline unless default."""
-    base = run_config.experiment_name or project_name
-    name = base if pipeline == "__default__" else f"{base}-{pipeline}"
+    """The spec's pipeline name: the experiment (or project) name plus the Kedro pipeline's.
+
+    Vertex ML Metadata keeps a pipeline's context and an experiment's in one id space, so the default pipeline
+    of a project with an experiment cannot take the experiment's own name: it becomes ``<experiment>-pipeline``.
+    """
+    if run_config.experiment_name:
+        suffix = DEFAULT_PIPELINE_SUFFIX if pipeline == "__default__" else pipeline
+        return sanitize_name(f"{run_config.experiment_name}-{suffix}", max_length=128)
+    name = project_name if pipeline == "__default__" else f"{project_name}-{pipeline}"
     return sanitize_name(name, max_length=128)
 
 

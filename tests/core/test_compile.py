@@ -73,7 +73,7 @@ def test_compile_emits_one_task_per_node_with_settings_matched_on_names_as_writt
     tasks = spec["root"]["dag"]["tasks"]
     assert sorted(tasks) == ["node-0", "node-1", "node-2", "train-model"]
     assert tasks["node-1"]["dependentTasks"] == ["node-0"]
-    assert spec["pipelineInfo"]["name"] == "my-experiment"
+    assert spec["pipelineInfo"]["name"] == "my-experiment-pipeline"
     # __default__ < tag < node name, names exactly as written (underscores included).
     assert _executor(spec, "node-0")["resources"]["resourceCpuLimit"] == "1"
     assert _executor(spec, "node-1")["resources"]["resourceCpuLimit"] == "4"
@@ -226,7 +226,7 @@ def test_kedro_project_command_is_registered(project: Path, tmp_path: Path) -> N
     out = tmp_path / "via-kedro.json"
     result = _run([KEDRO, "vertex-ci", "compile", "-o", str(out)], project)
     assert result.returncode == 0, result.stderr
-    assert json.loads(out.read_text())["pipelineInfo"]["name"] == "my-experiment"
+    assert json.loads(out.read_text())["pipelineInfo"]["name"] == "my-experiment-pipeline"
     bad = _run([KEDRO, "vertex-ci", "compile", "-p", "nope"], project)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 

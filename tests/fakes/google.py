@@ -372,17 +372,21 @@ class FakeGoogle:
                 return 200, current
             if job in self._fired:
                 return 200, self._poll_fired(location, job)
+            if "error" in current and current["state"] == "PIPELINE_STATE_FAILED":
+                return 200, current  # failed for good (see _job_contexts)
             self._job_polls[job] += 1
             state = self.job_states[min(self._job_polls[job], len(self.job_states) - 1)]
             current["state"] = state
             if state != "PIPELINE_STATE_PENDING":
                 current.setdefault("startTime", _now())
             if self._job_polls[job] >= self.run_context_after_polls and "jobDetail" not in current:
-                current["jobDetail"] = {"pipelineRunContext": self._run_context(location, job, current)}
+                current["jobDetail"] = self._job_contexts(location, job, current)
+                if "pipelineContext" not in current["jobDetail"]:
+                    state = current["state"] = "PIPELINE_STATE_FAILED"
             if state in TERMINAL_JOB_STATES:
                 current.setdefault("endTime", _now())
                 if state == "PIPELINE_STATE_FAILED":
-                    current["error"] = {"code": 9, "message": "The DAG failed because some tasks failed."}
+                    current.setdefault("error", {"code": 9, "message": "The DAG failed because some tasks failed."})
             return 200, current
 
     def _cancel_job(self, record: Recorded, project: str, location: str, job: str) -> tuple[int, Any]:
@@ -421,11 +425,25 @@ class FakeGoogle:
         if count:
             self._fired[job_id] -= 1
         if self._fired[job_id] <= 0 and "jobDetail" not in current:
-            run = self._run_context(location, job_id, current)
-            pipeline = self._pipeline_context(location, current)
-            run["parentContexts"] = [pipeline["name"]]
-            current["jobDetail"] = {"pipelineContext": pipeline, "pipelineRunContext": run}
+            current["jobDetail"] = self._job_contexts(location, job_id, current)
+            if "pipelineContext" not in current["jobDetail"]:
+                current["state"] = "PIPELINE_STATE_FAILED"
         return current
+
+    def _job_contexts(self, location: str, job_id: str, job: dict[str, Any]) -> dict[str, Any]:
+        """The run's ``system.PipelineRun`` context, child of its pipeline's ``system.Pipeline`` context.
+
+        Contexts share one id space per metadata store: when the pipeline's id is held by another kind of
+        context (an experiment named like the pipeline), the pipeline context cannot be made and the job fails.
+        """
+        run = self._run_context(location, job_id, job)
+        pipeline = self._pipeline_context(location, job)
+        if pipeline["schemaTitle"] != "system.Pipeline":
+            job["error"] = {"code": 6, "message": f"context {pipeline['name']} exists with type "
+                                                  f"{pipeline['schemaTitle']}, not system.Pipeline"}
+            return {"pipelineRunContext": run}
+        run["parentContexts"] = [pipeline["name"]]
+        return {"pipelineContext": pipeline, "pipelineRunContext": run}
 
     def _pipeline_context(self, location: str, job: dict[str, Any]) -> dict[str, Any]:
         """The ``system.Pipeline`` context of the job's pipeline (one per pipeline name, shared by its runs)."""

@@ -110,3 +110,14 @@ def _endpoints(fake):
     from kedro_vertex_ci.gcp.endpoints import Endpoints
 
     return Endpoints(vertex=fake.url)
+
+
+def test_the_default_pipeline_is_not_named_like_its_experiment(fake, cli_env, cloud_project):
+    """Vertex ML Metadata keeps pipeline and experiment contexts in one id space: same name, failed job."""
+    result = _invoke(cloud_project, cli_env, "run-once", "--wait")
+    assert result.exit_code == 0, result.output
+    job, = fake.jobs.values()
+    assert job["pipelineSpec"]["pipelineInfo"]["name"] == "demo-experiment-pipeline"
+    assert job["jobDetail"]["pipelineContext"]["schemaTitle"] == "system.Pipeline"
+    assert fake.contexts[EXPERIMENT]["schemaTitle"] == "system.Experiment"
+    assert fake.children_of(EXPERIMENT) == [job["jobDetail"]["pipelineRunContext"]["name"]]
