@@ -552,11 +552,11 @@ def measure_data(
     measure.tables.append(table)
     measure.tables.append(_checksum_table(raw))
     measure.notes.append(
-        "Checksum cost: the same `IntermediateDataset` with its integrity checksum (xxh3-64 per 1 MiB block, "
-        "verified before unpickling) and with the codec swapped for the format before checksums "
+        "Checksum cost: the same `IntermediateDataset` with its integrity checksum (format KVC3: xxh3-64 per "
+        "block of at most 1 MiB, large buffers starting their own block; verified before unpickling) and with the codec swapped for the format before checksums "
         "(`bench/benchlib/unchecked_codec.py`), alternating run by run. Wall time is what a step waits; CPU "
         "time (the probe process's user + system time) is less disturbed by other load on a shared machine. "
-        "Budget (issue 10): at most +5 %."
+        "Budget (issue 10): at most +5 %, judged on the CPU time medians."
     )
     measure.raw = raw
     return measure

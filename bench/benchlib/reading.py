@@ -91,7 +91,7 @@ def _data(raw: Mapping[str, Any]) -> list[str]:
                 statistics.median(pair["with"]["seconds"]) / statistics.median(pair["without"]["seconds"]) - 1
             )
             lines.append(
-                f"Checksum ({label}, {mb} MB, {target}): save + load +{cpu * 100:.1f} % CPU time, "
+                f"Checksum ({label}, {mb} MB, {target}): save + load {cpu * 100:+.1f} % CPU time, "
                 f"{wall * 100:+.1f} % wall; goal ≤ +5 % (judged on CPU time) {_verdict(cpu <= 0.05)}."
             )
     return lines or ["Data: not measured."]
