@@ -34,7 +34,7 @@ Layout (integers little-endian)::
              | u64 xxh3 of everything before it in the header
     payload  the cloudpickle stream as it is (kind 0), or one zstd frame holding it (kind 1)
     footer   (u64 xxh3, u32 length) of each payload block | u64 block count | u64 payload length
-             | u64 xxh3 of the footer so far | END "KVCE"
+             | u64 xxh3 of the footer so far | END3 "KV3E"
 
 ``KVC2`` (read, no longer written) has the same header; its footer is u64 xxh3 of each 1 MiB block | u64
 block count | u64 payload length | u32 block size | u64 xxh3 of the footer so far | END.
@@ -56,7 +56,8 @@ from typing import IO, Any
 
 MAGIC = b"KVC3"  # current format (both kinds): blocks follow the writes
 MAGIC_V2 = b"KVC2"  # fixed 1 MiB blocks: still read, so a run written by the previous version resumes
-END = b"KVCE"
+END = b"KVCE"  # end of a KVC2 footer
+END3 = b"KV3E"  # end of a KVC3 footer: names its layout, so the footer can be read before the header
 OLD_MAGICS = (b"KVC0", b"KVC1")  # before checksums (kedro-vertex-ci <= 0.x): refused with a clear error
 STORED, ZSTD = 0, 1
 ZSTD_LEVEL = 1
@@ -183,7 +184,7 @@ class _HashingWriter:
     def footer(self) -> bytes:
         self._close_block()
         body = bytes(self._table) + _COUNTS.pack(self._count, self._length)
-        return body + _DIGEST.pack(_xxh3(body)) + END
+        return body + _DIGEST.pack(_xxh3(body)) + END3
 
 
 def read_meta(source: IO[bytes]) -> dict[str, Any]:
@@ -199,11 +200,20 @@ def load(source: IO[bytes], size: int | None = None) -> Any:
     """
     if size is None:
         size = source.seek(0, io.SEEK_END)
+    footer = _read_footer_first(source, size)  # before the header: then the payload follows it in order
     source.seek(0)
     magic, kind, _, header_size = _read_header(source)
-    read_footer = _read_footer if magic == MAGIC else _read_footer_v2
-    digests, lengths = read_footer(source, size, header_size)
-    source.seek(header_size)
+    if footer is not None and magic == MAGIC:
+        digests, lengths, table_size = footer
+        if header_size + sum(lengths) + table_size + _TAIL.size != size:
+            raise _size_mismatch(size)
+    elif magic == MAGIC_V2 and footer is None:
+        digests, lengths = _read_footer_v2(source, size, header_size)
+        source.seek(header_size)
+    elif footer is not None:
+        raise DamagedError("the header and the footer are of different formats")
+    else:
+        raise DamagedError("truncated or extended: the file does not end with the footer")
     stream = _VerifiedReader(source, digests, lengths, short_reads=kind == ZSTD)
     try:
         if kind == STORED:
@@ -279,12 +289,22 @@ def _size_mismatch(size: int) -> DamagedError:
     )
 
 
-def _read_footer(source: IO[bytes], size: int, header_size: int) -> tuple[list[int], list[int]]:
-    """KVC3: (block digests, block lengths), checked against the file size."""
-    tail = _read_tail(source, size, header_size, _TAIL)
+def _read_footer_first(source: IO[bytes], size: int) -> tuple[list[int], list[int], int] | None:
+    """KVC3: (block digests, block lengths, table size), read from the end before the header, or None when
+    the file does not end like a KVC3 footer (KVC2, foreign, truncated: the header then tells which).
+
+    Reading the footer first means that after the header the payload is read straight on: a seek back to
+    the start after the footer would make a remote file's read-ahead fetch its first blocks twice.
+    """
+    if size < _TAIL.size:
+        return None
+    source.seek(size - _TAIL.size)
+    tail = source.read(_TAIL.size)
+    if tail[-len(END3) :] != END3:
+        return None
     count, length, digest, _ = _TAIL.unpack(tail)
     table_size = count * _ENTRY.size
-    if header_size + length + table_size + _TAIL.size != size:
+    if table_size + length + _TAIL.size > size:
         raise _size_mismatch(size)
     table = _read_table(source, size, tail, table_size, digest)
     digests, lengths = [], []
@@ -293,7 +313,7 @@ def _read_footer(source: IO[bytes], size: int, header_size: int) -> tuple[list[i
         lengths.append(block_length)
     if sum(lengths) != length or not all(0 < n <= MAX_BLOCK for n in lengths):
         raise DamagedError("the footer is damaged (block lengths do not fit the payload length)")
-    return digests, lengths
+    return digests, lengths, table_size
 
 
 def _read_footer_v2(source: IO[bytes], size: int, header_size: int) -> tuple[list[int], list[int]]:

@@ -172,8 +172,10 @@ def test_files_of_the_previous_checksummed_format_still_load_and_are_still_verif
 def _blocks(data: bytes) -> tuple[int, list[int]]:
     """(header size, block lengths) of a file in the current format, read with the codec's own checks."""
     source = io.BytesIO(data)
-    _, _, _, header_size = codec._read_header(source)
-    return header_size, codec._read_footer(source, len(data), header_size)[1]
+    footer = codec._read_footer_first(source, len(data))
+    assert footer is not None
+    source.seek(0)
+    return codec._read_header(source)[3], footer[1]
 
 
 def test_large_buffers_start_their_own_block_and_are_read_without_a_copy(monkeypatch):
@@ -204,13 +206,41 @@ def test_large_buffers_start_their_own_block_and_are_read_without_a_copy(monkeyp
     assert buffered and max(buffered) < codec.ALIGN_FROM  # only the small pickle frames went through it
 
 
+class ReadLog(io.BytesIO):
+    """Records the offset of every read."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.offsets: list[int] = []
+
+    def read(self, size=-1):
+        self.offsets.append(self.tell())
+        return super().read(size)
+
+    def readinto(self, buffer):
+        self.offsets.append(self.tell())
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_footer_is_read_first_so_the_file_is_then_read_front_to_back(compress):
+    """No seek back after the header: on gs:// that seek made the read-ahead fetch the first 8 MiB twice."""
+    buffer = io.BytesIO()
+    codec.dump(np.random.default_rng(5).random(400_000), buffer, compress=compress)
+    source = ReadLog(buffer.getvalue())
+    codec.load(source)
+    from_start = source.offsets[source.offsets.index(0) :]
+    assert from_start == sorted(from_start) and len(from_start) > 3
+    assert all(offset > len(buffer.getvalue()) // 2 for offset in source.offsets[: source.offsets.index(0)])
+
+
 def _with_footer(data: bytes, entries: list[tuple[int, int]]) -> bytes:
     """``data`` with its KVC3 block table replaced by ``entries`` and a footer checksum that matches them."""
     count = struct.unpack("<Q", data[-28:-20])[0]
     body = b"".join(struct.pack("<QI", *e) for e in entries) + struct.pack(
         "<QQ", len(entries), sum(n for _, n in entries)
     )
-    return data[: -28 - 12 * count] + body + struct.pack("<Q", xxhash.xxh3_64_intdigest(body)) + b"KVCE"
+    return data[: -28 - 12 * count] + body + struct.pack("<Q", xxhash.xxh3_64_intdigest(body)) + codec.END3
 
 
 def test_a_consistent_but_forged_block_table_still_never_unpickles():
