@@ -28,7 +28,7 @@ from benchlib.procs import BENCH, REPO, Repeats, Tools  # noqa: E402
 from benchlib.reading import reading, shared_machine_caveat  # noqa: E402
 from benchlib.report import plot_compile, write_raw, write_report  # noqa: E402
 
-ORDER = ("compile", "step", "data", "grouping", "cli", "dryrun", "memory", "docker", "action")
+ORDER = ("compile", "step", "data", "checksum", "grouping", "cli", "dryrun", "memory", "docker", "action")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,6 +129,9 @@ def run_measures(work: Path, tools: Tools, only: set[str], full: bool, quick: bo
             # bz2 needs many seconds per 50 MB object: past 5 s a codec gets the slow run count.
             data_repeats = dataclasses.replace(repeats, slow_seconds=min(repeats.slow_seconds, 5.0))
             result = m.measure_data(work, tools, data_repeats, sizes_mb=data_mb)
+        elif key == "checksum":
+            # The difference is a few ms in ~25-60 ms: many alternating pairs, medians of CPU time.
+            result = m.measure_checksum(work, tools, pairs=1 if quick else 41, mb=data_mb[0])
         elif key == "grouping":
             result = m.measure_grouping(work, tools, repeats)
         elif key == "cli":

@@ -153,13 +153,21 @@ def test_intermediate_data_local_and_gcs_emulator(work: Path) -> None:
             _assert_side(cell, Stats)
         assert row[6].endswith("×") and row[7].endswith("×")
     lines = reading([result])
-    assert len(lines) == 8 and all("bz2" in line for line in lines[:4])
-    assert all(line.startswith("Checksum (") and "CPU time" in line for line in lines[4:])
-    checksum_rows = result.tables[1].rows
-    assert [(r[0], r[1]) for r in checksum_rows] == [(r[0], r[2]) for r in rows]
-    for row in checksum_rows:
+    assert len(lines) == 4 and all("bz2" in line for line in lines)
+
+
+def test_checksum_cost_pairs(work: Path) -> None:
+    """Local only: the gs:// probe is the same code with an emulator, already started by the test above."""
+    result = m.measure_checksum(work, TOOLS, pairs=2, mb=1, targets=("local",))
+    rows = result.tables[0].rows
+    assert [(r[0], r[1]) for r in rows] == [("pandas DataFrame", "local"), ("numpy array", "local")]
+    for row in rows:
         _assert_side(row[2], Stats)
         _assert_side(row[3], Stats)
+        assert row[6].endswith("%") and row[7].count("%") == 2  # total, then save / load
+    assert len(result.raw["local/1"]["objects"]["numpy array"]["checksum"]["with"]["cpu"]) == 2
+    lines = reading([result])
+    assert len(lines) == 2 and all(line.startswith("Checksum (") and "CPU time" in line for line in lines)
 
 
 def test_grouping_estimates_each_strategy(work: Path) -> None:

@@ -4,9 +4,10 @@ Run by ``measures.measure_data`` with the dev venv's Python (it needs our runtim
   ours  kedro_vertex_ci.runtime.intermediate.IntermediateDataset (cloudpickle + zstd, atomic write)
   bz2   kedro-vertexai 1.0.0's KedroVertexAIRunnerDataset code: fsspec.open + bz2.open + cloudpickle
   raw   the floor: the object's uncompressed pickle bytes written and read back (pickling not timed)
-and, side by side (``--checksum-pairs N``), ours with vs without its integrity checksum: the same
-IntermediateDataset with the codec swapped for ``unchecked_codec`` (the format before checksums), the two
-alternating run by run so machine noise hits both alike; wall and CPU (process) time.
+and, side by side (``--checksum-pairs N``; ``--checksum-only``: nothing else), ours with vs without its
+integrity checksum: the same IntermediateDataset with the codec swapped for ``unchecked_codec`` (the
+format before checksums), the two alternating run by run so machine noise hits both alike; wall and CPU
+(process) time, CPU also split into save and load.
 ``--root`` is a local folder or ``gs://bucket/prefix`` (then STORAGE_EMULATOR_HOST points at the emulator).
 Writes JSON to ``--out``.
 """
@@ -172,7 +173,9 @@ def time_checksum_pairs(obj: Any, root: str, label: str, runs: int) -> dict[str,
     from kedro_vertex_ci.runtime import intermediate
 
     variants = {"with": checked_codec, "without": unchecked_codec}
-    timings: dict[str, dict[str, list[float]]] = {v: {"seconds": [], "cpu": []} for v in variants}
+    timings: dict[str, dict[str, list[float]]] = {
+        v: {"seconds": [], "cpu": [], "cpu_save": [], "cpu_load": []} for v in variants
+    }
     try:
         for run in range(runs + 1):  # the first round warms caches and is not counted
             order = list(variants) if run % 2 else list(reversed(variants))
@@ -181,13 +184,16 @@ def time_checksum_pairs(obj: Any, root: str, label: str, runs: int) -> dict[str,
                 dataset = intermediate.IntermediateDataset(f"{root}/pair-{variant}-{label}.bin")
                 wall, cpu = time.perf_counter(), time.process_time()
                 dataset.save(obj)
+                saved = time.process_time()
                 loaded = dataset.load()
-                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                wall, cpu, saved = time.perf_counter() - wall, time.process_time() - cpu, saved - cpu
                 if not same(loaded, obj):
                     raise SystemExit(f"{label} ({variant} checksum): the loaded object differs")
                 if run:
                     timings[variant]["seconds"].append(wall)
                     timings[variant]["cpu"].append(cpu)
+                    timings[variant]["cpu_save"].append(saved)
+                    timings[variant]["cpu_load"].append(cpu - saved)
     finally:
         intermediate.codec = checked_codec
     return timings
@@ -204,6 +210,9 @@ def main() -> None:
     parser.add_argument(
         "--checksum-pairs", type=int, default=0, help="runs of the with/without checksum pair"
     )
+    parser.add_argument(
+        "--checksum-only", action="store_true", help="only the with/without checksum pairs (no bz2, raw)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     root = args.root.rstrip("/")
@@ -214,7 +223,9 @@ def main() -> None:
             fs.mkdir(bucket)
     objects = {"pandas DataFrame": make_frame(args.mb), "numpy array": make_array(args.mb)}
     payloads = {id(obj): pickle.dumps(obj, protocol=5) for obj in objects.values()}
-    codecs = {"ours": ours_codec(), "bz2": bz2_codec(), "raw": raw_codec(payloads)}
+    codecs = (
+        {} if args.checksum_only else {"ours": ours_codec(), "bz2": bz2_codec(), "raw": raw_codec(payloads)}
+    )
     result: dict[str, Any] = {"mb": args.mb, "root": root, "objects": {}}
     for label, obj in objects.items():
         entry: dict[str, Any] = {"pickle_bytes": len(payloads[id(obj)])}

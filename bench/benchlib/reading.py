@@ -80,6 +80,11 @@ def _data(raw: Mapping[str, Any]) -> list[str]:
                 f"({speedup:.1f}×; goal ≥ 3× {_verdict(speedup >= 3)}), raw floor {times['raw']:.2f} s "
                 f"({floor_ratio:.1f}× the floor; goal ≤ 2× {_verdict(floor_ratio <= 2)})."
             )
+    return lines or ["Data: not measured."]
+
+
+def _checksum(raw: Mapping[str, Any]) -> list[str]:
+    lines = []
     for key, result in raw.items():
         target, mb = key.split("/")
         for label, obj in result["objects"].items():
@@ -91,10 +96,10 @@ def _data(raw: Mapping[str, Any]) -> list[str]:
                 statistics.median(pair["with"]["seconds"]) / statistics.median(pair["without"]["seconds"]) - 1
             )
             lines.append(
-                f"Checksum ({label}, {mb} MB, {target}): save + load +{cpu * 100:.1f} % CPU time, "
+                f"Checksum ({label}, {mb} MB, {target}): save + load {cpu * 100:+.1f} % CPU time, "
                 f"{wall * 100:+.1f} % wall; goal ≤ +5 % (judged on CPU time) {_verdict(cpu <= 0.05)}."
             )
-    return lines or ["Data: not measured."]
+    return lines or ["Checksum: not measured."]
 
 
 def _grouping(raw: Mapping[str, Any]) -> list[str]:
@@ -198,6 +203,7 @@ READERS = {
     "compile": _compile,
     "step": _step,
     "data": _data,
+    "checksum": _checksum,
     "grouping": _grouping,
     "cli": _cli,
     "dryrun": _dryrun,

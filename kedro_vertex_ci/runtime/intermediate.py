@@ -3,7 +3,7 @@
 Layout: ``<root>/kedro-vertex-ci/<run id>/<escaped dataset name>.bin``, one file per dataset and run, so
 two runs never see each other's data and a rerun with the same run id overwrites its own files. ``root``
 is a local folder or any fsspec URL (``gs://bucket/prefix`` through gcsfs). The bytes are written by
-:mod:`kedro_vertex_ci.runtime.codec` (cloudpickle, zstd on object stores), with a checksum per 1 MiB block
+:mod:`kedro_vertex_ci.runtime.codec` (cloudpickle, zstd on object stores), with a checksum per block
 that is verified before anything is unpickled (:class:`DamagedIntermediateError` otherwise).
 
 Writes are atomic: the data goes to a temp name next to the target (``.<name>.<random>.tmp``) and is then

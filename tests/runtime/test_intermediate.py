@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import io
 import os
 import pickle
+import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import xxhash
 from kedro.io import DatasetError
 
 from kedro_vertex_ci.runtime import codec
@@ -106,7 +110,15 @@ def _damage_cases(data: bytes) -> dict[str, bytes]:
     """Flipped bits everywhere (header, payload blocks, footer), truncations, extension, garbage."""
     rng = np.random.default_rng(7)
     cases = {}
-    for position in [0, 5, 9, 20, *rng.integers(40, len(data) - 40, 12).tolist(), len(data) - 30, len(data) - 1]:
+    for position in [
+        0,
+        5,
+        9,
+        20,
+        *rng.integers(40, len(data) - 40, 12).tolist(),
+        len(data) - 30,
+        len(data) - 1,
+    ]:
         for bit in (0, 7):
             damaged = bytearray(data)
             damaged[position] ^= 1 << bit
@@ -131,6 +143,122 @@ def test_any_damage_is_detected_before_a_single_byte_is_unpickled(compress):
     for label, damaged in cases.items():
         with pytest.raises(codec.CodecError):  # os._exit(93) would end pytest if it ever unpickled
             codec.load(io.BytesIO(damaged))
+            pytest.fail(f"{label}: not detected")
+
+
+def _kvc2_file(kind: str) -> bytes:
+    """A file written by the previous format (KVC2: fixed 1 MiB blocks), kept as the old code wrote it."""
+    return gzip.decompress((Path(__file__).parent / "data" / f"kvc2-{kind}.bin.gz").read_bytes())
+
+
+@pytest.mark.parametrize("kind", ["stored", "zstd"])
+def test_files_of_the_previous_checksummed_format_still_load_and_are_still_verified(kind, tmp_path):
+    """A run written by the version before (KVC2) can be resumed: its files load, and damage is still caught."""
+    data = _kvc2_file(kind)
+    assert data[:5] == b"KVC2" + (b"\x00" if kind == "stored" else b"\x01")
+    dataset = IntermediateDataset.for_run(str(tmp_path), "r", "d")
+    os.makedirs(os.path.dirname(dataset.path))
+    Path(dataset.path).write_bytes(data)
+    loaded = dataset.load()
+    assert loaded["zeros"] == b"\x00" * (2 * (1 << 20) + 5) and loaded["text"] == "kvc2"
+    np.testing.assert_array_equal(loaded["array"], np.tile(np.arange(8, dtype=np.int64), 20_000))
+    assert codec.read_meta(io.BytesIO(data)) == {"dataset": "d", "run_id": "r"}
+    for label, damaged in _damage_cases(data).items():
+        with pytest.raises(codec.CodecError):
+            codec.load(io.BytesIO(damaged))
+            pytest.fail(f"{label}: not detected")
+
+
+def _blocks(data: bytes) -> tuple[int, list[int]]:
+    """(header size, block lengths) of a file in the current format, read with the codec's own checks."""
+    source = io.BytesIO(data)
+    footer = codec._read_footer_first(source, len(data))
+    assert footer is not None
+    source.seek(0)
+    return codec._read_header(source)[3], footer[1]
+
+
+def test_large_buffers_start_their_own_block_and_are_read_without_a_copy(monkeypatch):
+    """KVC3 aligns blocks to the pickle's large buffers, so the reader fills them in place (KVC2 copied the
+    partial 1 MiB blocks at both ends of every buffer through its block buffer)."""
+    arrays = [np.random.default_rng(n).random(n) for n in (300_000, 70_000, 1_000_003)]  # 2.4, 0.56, 8 MB
+    buffer = io.BytesIO()
+    codec.dump({"head": list(range(100)), "arrays": arrays, "tail": "x" * 5000}, buffer, compress=False)
+    data = buffer.getvalue()
+    header_size, lengths = _blocks(data)
+    boundaries = {header_size + sum(lengths[:i]) for i in range(len(lengths) + 1)}
+    for array in arrays:
+        start = data.index(array.tobytes()[:64])
+        assert {start, start + array.nbytes} <= boundaries
+    assert max(lengths) <= codec.BLOCK_SIZE
+
+    buffered: list[int] = []
+    fill_buffer = codec._VerifiedReader._fill_buffer
+
+    def spy(self):
+        buffered.append(self._lengths[self._next])
+        fill_buffer(self)
+
+    monkeypatch.setattr(codec._VerifiedReader, "_fill_buffer", spy)
+    loaded = codec.load(io.BytesIO(data))
+    for got, want in zip(loaded["arrays"], arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert buffered and max(buffered) < codec.ALIGN_FROM  # only the small pickle frames went through it
+
+
+class ReadLog(io.BytesIO):
+    """Records the offset of every read."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.offsets: list[int] = []
+
+    def read(self, size=-1):
+        self.offsets.append(self.tell())
+        return super().read(size)
+
+    def readinto(self, buffer):
+        self.offsets.append(self.tell())
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_footer_is_read_first_so_the_file_is_then_read_front_to_back(compress):
+    """No seek back after the header: on gs:// that seek made the read-ahead fetch the first 8 MiB twice."""
+    buffer = io.BytesIO()
+    codec.dump(np.random.default_rng(5).random(400_000), buffer, compress=compress)
+    source = ReadLog(buffer.getvalue())
+    codec.load(source)
+    from_start = source.offsets[source.offsets.index(0) :]
+    assert from_start == sorted(from_start) and len(from_start) > 3
+    assert all(offset > len(buffer.getvalue()) // 2 for offset in source.offsets[: source.offsets.index(0)])
+
+
+def _with_footer(data: bytes, entries: list[tuple[int, int]]) -> bytes:
+    """``data`` with its KVC3 block table replaced by ``entries`` and a footer checksum that matches them."""
+    count = struct.unpack("<Q", data[-28:-20])[0]
+    body = b"".join(struct.pack("<QI", *e) for e in entries) + struct.pack(
+        "<QQ", len(entries), sum(n for _, n in entries)
+    )
+    return data[: -28 - 12 * count] + body + struct.pack("<Q", xxhash.xxh3_64_intdigest(body)) + codec.END3
+
+
+def test_a_consistent_but_forged_block_table_still_never_unpickles():
+    """Past the footer's own checksum, block lengths must add up and each block must match its digest."""
+    buffer = io.BytesIO()
+    codec.dump([np.random.default_rng(2).random(300_000), Explodes()], buffer, compress=False)
+    data = buffer.getvalue()
+    _, lengths = _blocks(data)
+    entries = list(struct.iter_unpack("<QI", data[-28 - 12 * len(lengths) : -28]))
+    assert _with_footer(data, entries) == data and len(entries) >= 3
+    shifted = [(d, n + (1 if i == 0 else -1 if i == 1 else 0)) for i, (d, n) in enumerate(entries)]
+    zero = [(xxhash.xxh3_64_intdigest(b""), 0), *entries]
+    for label, forged, message in [
+        ("shifted boundary", shifted, "checksum mismatch in block 1"),
+        ("empty block", zero, "block lengths"),
+    ]:
+        with pytest.raises(codec.DamagedError, match=message):
+            codec.load(io.BytesIO(_with_footer(data, forged)))
             pytest.fail(f"{label}: not detected")
 
 
@@ -223,4 +351,6 @@ def test_gcs_write_is_atomic_and_round_trips(gcs_emulator, monkeypatch):
     )
     names = [blob.name for blob in client.list_blobs(BUCKET, prefix="unit/")]
     assert names == ["unit/kedro-vertex-ci/run/odd%3Aframe%2F1.bin"]  # no temp object left behind
-    assert client.bucket(BUCKET).blob(names[0]).download_as_bytes()[:5] == codec.MAGIC + b"\x01"  # compressed on GCS
+    assert (
+        client.bucket(BUCKET).blob(names[0]).download_as_bytes()[:5] == codec.MAGIC + b"\x01"
+    )  # compressed on GCS
