@@ -307,7 +307,8 @@ class RunConfig(_Model):
         "vertex", description="Where run-once/schedule send the spec: Vertex AI, or the Kubeflow Pipelines of `kfp`."
     )
     root: str | None = Field(
-        None, description="Pipeline root: gs://bucket/path (bucket/path accepted, as kedro-vertexai wrote it)."
+        None, description="Pipeline root: gs://bucket/path (bucket/path accepted, as kedro-vertexai wrote it); "
+        "no `\"` or `\\` in the path (a CustomJob step's request carries it raw)."
     )
     experiment_name: str | None = Field(
         None, description="Names the pipeline and its runs (default: the Kedro project name)."

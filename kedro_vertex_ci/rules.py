@@ -150,6 +150,9 @@ def check_gcs_path(value: str) -> str:
         raise ValueError("the path inside the bucket is longer than Cloud Storage object names allow (1024 bytes)")
     if any(part in {".", ".."} for part in prefix.split("/")):
         raise ValueError(f"{shown(value)}: '.' and '..' are not folder names on Cloud Storage")
+    if '"' in prefix or "\\" in prefix:
+        raise ValueError(f"{shown(value)}: a pipeline root cannot contain '\"' or '\\': Vertex AI writes it raw "
+                         "into the JSON request of steps on a machine_type (CustomJob)")
     return value
 
 
