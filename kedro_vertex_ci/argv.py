@@ -321,7 +321,8 @@ def _input_values(executor_input: str | None) -> dict[str, Any]:
         document = json.loads(executor_input)
     except (json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"--executor-input: not valid JSON ({executor_input[:60]!r}…)") from err
-    values = document.get("inputs", {}).get("parameterValues", {}) if isinstance(document, dict) else None
+    inputs = document.get("inputs", {}) if isinstance(document, dict) else None
+    values = inputs.get("parameterValues", {}) if isinstance(inputs, dict) else None
     if not isinstance(values, dict):
         raise ValueError("--executor-input: inputs.parameterValues is not a JSON object")
     return values

@@ -222,3 +222,5 @@ def test_parameter_inputs_need_the_executor_input_that_carries_them() -> None:
         argv.parse_step_args([*base, "--executor-input", '{"inputs": {"parameterValues": {}}}'])
     with pytest.raises(ValueError, match="--executor-input: not valid JSON"):
         argv.parse_step_args([*base, "--executor-input", "{{$}}"])
+    with pytest.raises(ValueError, match="inputs.parameterValues is not a JSON object"):
+        argv.parse_step_args([*base, "--executor-input", '{"inputs": []}'])
