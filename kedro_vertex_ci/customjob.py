@@ -72,12 +72,13 @@ _LAUNCHER_INPUTS: tuple[tuple[str, str, Any], ...] = (
 RESERVED_INPUTS = frozenset(name for name, _, _ in _LAUNCHER_INPUTS)
 
 # The placeholders allowed in a worker pool, substituted raw into the launcher's JSON payload: each value
-# can hold no '"', '\\' or control character. Job uuid and name are ids Vertex generates ([a-z0-9-]); the
-# times are RFC 3339 timestamps Vertex writes (empty for a one-off run); the pipeline root comes from
+# can hold no '"', '\\' or control character. Job uuid and name are ids Vertex generates ([a-z0-9-]), the
+# resource name is projects/NUMBER/locations/REGION/pipelineJobs/ID made of such ids; the times are
+# RFC 3339 timestamps Vertex writes (empty for a one-off run); the pipeline root comes from
 # run_config.root, which the config refuses with a quote or backslash (and, like every value, a control
 # character); the escaped ExecutorInput is a valid JSON string body by construction.
 PAYLOAD_PLACEHOLDERS = frozenset({
-    "{{$.pipeline_job_uuid}}", "{{$.pipeline_job_name}}", "{{$.pipeline_root}}",
+    "{{$.pipeline_job_uuid}}", "{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_root}}",
     "{{$.pipeline_job_schedule_time_utc}}", "{{$.pipeline_job_create_time_utc}}", EXECUTOR_INPUT_IN_PAYLOAD,
 })  # fmt: skip
 _PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")

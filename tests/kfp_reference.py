@@ -186,14 +186,16 @@ def _kfp_args(
     The value after the flag is found by position, not by matching our placeholder text, so a wrong
     placeholder in ``argv`` would show up as a difference from kfp's output. The same holds for the run's
     times: the value after ``--scheduled-time`` / ``--create-time`` is kfp's ``dsl.PIPELINE_JOB_*_TIME_UTC``
-    placeholder, and the value after ``--executor-input`` kfp's ExecutorInput placeholder. A CustomJob step
-    (``custom_job``) must name each input after ``--param-input`` (``KEY=<input name>``, written here from
-    the plan) and pass the ExecutorInput; a container step must do neither.
+    placeholder, the one after ``--pipeline-job`` (with an experiment) ``dsl.PIPELINE_JOB_RESOURCE_NAME``, and
+    the one after ``--executor-input`` kfp's ExecutorInput placeholder. A CustomJob step (``custom_job``)
+    must name each input after ``--param-input`` (``KEY=<input name>``, written here from the plan) and pass
+    the ExecutorInput; a container step must do neither.
     """
     from kfp import dsl
 
     kfp_constants = {"--scheduled-time": dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
                      "--create-time": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+                     "--pipeline-job": dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
                      "--executor-input": dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER}
     by_key = {p.key: p for p in params}
     value_flags = ("--param-input",) if custom_job else ("--param", "--param-json")

@@ -86,6 +86,7 @@ def _payload_as_launched(emitted: dict[str, Any], executor_input: dict[str, Any]
         "{{$.pipeline_persistent_resource_id}}": "",
         "{{$.pipeline_job_schedule_time_utc}}": "2026-11-30T06:00:00Z",
         "{{$.pipeline_job_create_time_utc}}": "2026-11-30T06:00:01.123456Z",
+        "{{$.pipeline_job_resource_name}}": "projects/1/locations/europe-west1/pipelineJobs/p-123",
     })  # fmt: skip
 
     created: list[dict[str, Any]] = []
@@ -159,6 +160,8 @@ def _text_plan(resources: dict[str, Resources]) -> Plan:
         extra_env={"KEDRO_VERTEX_CI_MLFLOW_AUTH": '{"client_id": "a\\"b"}'},
         mlflow=True,
         run_times=True,
+        experiment="nightly",
+        experiment_description='static text: "quoted" \\ too',
     )
 
 
@@ -177,6 +180,7 @@ def test_a_string_parameter_with_quotes_reaches_the_customjob_step_exactly_and_t
     assert type(inv.params["epochs"]) is int and inv.params["note"] == TEXT
     assert inv.mlflow_run_id == "0123abcd" and inv.nodes == ('train "big" \\ model',)
     assert inv.scheduled_time == "2026-11-30T06:00:00Z"
+    assert (inv.experiment, inv.experiment_description) == ("nightly", 'static text: "quoted" \\ too')
     assert container["env"] == [{"name": "KEDRO_VERTEX_CI_MLFLOW_AUTH", "value": '{"client_id": "a\\"b"}'}]
 
     # a container step gets the same values from its raw placeholders: both kinds of step see one parameter alike
@@ -185,7 +189,7 @@ def test_a_string_parameter_with_quotes_reaches_the_customjob_step_exactly_and_t
     rendered = {name: render_value(value) for name, value in run_values.items()}
     rendered.update({"{{$.pipeline_job_uuid}}": "123", "{{$.pipeline_job_name}}": "p-123",
                      "{{$.pipeline_root}}": "gs://bucket/root", "{{$.pipeline_job_schedule_time_utc}}": "",
-                     "{{$.pipeline_job_create_time_utc}}": ""})
+                     "{{$.pipeline_job_create_time_utc}}": "", "{{$.pipeline_job_resource_name}}": "x"})
     container_inv = argv.parse_step_args([_vertex_renders(arg, rendered) for arg in args])
     assert container_inv.params == inv.params and container_inv.mlflow_run_id == inv.mlflow_run_id
 
