@@ -102,6 +102,8 @@ class NetworkConfig(_Model):
     )
     host_aliases: tuple[HostAlias, ...] = Field((), description="Extra /etc/hosts entries in every step.")
 
+    _valid_vpc = field_validator("vpc")(_optional(rules.check_network))
+
 
 class ResourceConfig(_Model):
     """Container settings for the steps a key of ``resources`` matches."""

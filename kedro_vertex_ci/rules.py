@@ -156,6 +156,14 @@ def check_gcs_path(value: str) -> str:
     return value
 
 
+def check_network(value: str) -> str:
+    """A VPC network name: no '"' or '\\', which no network name holds and a CustomJob request could not carry."""
+    if '"' in value or "\\" in value:
+        raise ValueError(f"{shown(value)} is not a VPC network (projects/NUMBER/global/networks/NAME): Vertex AI "
+                         "writes it raw into the JSON request of steps on a machine_type (CustomJob)")
+    return value
+
+
 # Docker's reference grammar (distribution/reference): domain, lowercase path, tag, digest.
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
