@@ -3,6 +3,12 @@
 A compiled step runs ``kedro-vertex-ci step`` with one argv item per value (no shell strings: a parameter
 containing quotes or spaces travels intact). Vertex substitutes the ``{{$...}}`` placeholders before the
 container starts; ``run-local`` substitutes them the same way.
+
+A step on a machine type (a CustomJob) is different: its args ride inside the JSON request GCPC's launcher
+parses, and Vertex substitutes a parameter's value there as raw text, so a quote in a STRING value would
+break the request. Such a step names its inputs instead (``--param-input KEY=NAME``,
+``--mlflow-run-id-input NAME``) and reads their typed values from the ExecutorInput (``--executor-input``),
+as kfp's own lightweight Python components read theirs.
 """
 
 from __future__ import annotations
@@ -61,8 +67,13 @@ MLFLOW_RUN_ID_INPUT = "mlflow_run_id"  # each main step's input carrying the MLf
 MLFLOW_RUN_ID_OUTPUT = "run_id"  # the mlflow-start-run task's output parameter
 
 
-def mlflow_step_args() -> list[str]:
-    """Appended to each main step's args when the plan uses MLflow: the run to log into."""
+def mlflow_step_args(custom_job: bool = False) -> list[str]:
+    """Appended to each main step's args when the plan uses MLflow: the run to log into.
+
+    A CustomJob step names the input and reads the id from its ExecutorInput (see the module docstring).
+    """
+    if custom_job:
+        return ["--mlflow-run-id-input", MLFLOW_RUN_ID_INPUT]
     return ["--mlflow-run-id", input_placeholder(MLFLOW_RUN_ID_INPUT)]
 
 
@@ -83,7 +94,12 @@ def build_mlflow_end_args(plan: Plan, status_placeholder: str) -> list[str]:
 
 
 def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) -> list[str]:
-    """The args (after :data:`STEP_COMMAND`) that run exactly ``step``'s nodes with its parameters."""
+    """The args (after :data:`STEP_COMMAND`) that run exactly ``step``'s nodes with its parameters.
+
+    ``resources`` naming a machine type make it a CustomJob step: no input value is placed in its args; they
+    name the inputs and pass the ExecutorInput, which carries every input typed.
+    """
+    custom_job = resources is not None and resources.custom_job
     args = ["--pipeline", plan.kedro_pipeline]
     if plan.env:
         args += ["--env", plan.env]
@@ -101,14 +117,15 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
     for dataset in step.writes:
         args += ["--write", dataset]
     by_key = {p.key: p for p in plan.params}
-    for key in step.parameters:
-        param = by_key.get(key)
-        if param is None:  # null-valued or missing: the step reads the project's own value
-            continue
-        flag = "--param" if param.type is ParamType.STRING else "--param-json"
-        args += [flag, f"{param.key}={input_placeholder(param.name)}"]
+    passed = [by_key[key] for key in step.parameters if key in by_key]  # null-valued: the project's own value
+    for param in passed:
+        if custom_job:
+            args += ["--param-input", f"{param.key}={param.name}"]
+        else:
+            flag = "--param" if param.type is ParamType.STRING else "--param-json"
+            args += [flag, f"{param.key}={input_placeholder(param.name)}"]
     artifacts = plan.artifacts.get(step.name, ())
-    if artifacts:
+    if artifacts or (custom_job and (passed or plan.mlflow)):
         args += ["--executor-input", EXECUTOR_INPUT_PLACEHOLDER]
         for dataset, name in artifact_names(artifacts).items():
             args += ["--artifact", f"{dataset}={name}"]
@@ -240,6 +257,7 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--write", action="append", default=[])
     parser.add_argument("--param", action="append", default=[])
     parser.add_argument("--param-json", action="append", default=[])
+    parser.add_argument("--param-input", action="append", default=[])
     parser.add_argument("--timeout", type=int, default=None)
     parser.add_argument("--on-exit", action="store_true")
     parser.add_argument("--status", default=None)
@@ -247,6 +265,7 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--host-alias", action="append", default=[])
     parser.add_argument("--dynamic-config", default=None)
     parser.add_argument("--mlflow-run-id", default=None)
+    parser.add_argument("--mlflow-run-id-input", default=None)
     parser.add_argument("--mlflow-start", action="store_true")
     parser.add_argument("--mlflow-run-id-output", default=None)
     parser.add_argument("--mlflow-end", action="store_true")
@@ -269,6 +288,16 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
             params[key] = json.loads(value)
         except json.JSONDecodeError as err:
             raise ValueError(f"parameter {key!r}: not valid JSON: {value!r}") from err
+    mlflow_run_id = ns.mlflow_run_id
+    if ns.param_input or ns.mlflow_run_id_input:
+        values = _input_values(ns.executor_input)
+        for item in ns.param_input:
+            key, name = _split_assignment(item)
+            params[key] = _as_rendered(_input_value(values, name, f"--param-input {item}"))
+        if ns.mlflow_run_id_input:
+            mlflow_run_id = _input_value(values, ns.mlflow_run_id_input, "--mlflow-run-id-input")
+            if not isinstance(mlflow_run_id, str):
+                raise ValueError(f"--mlflow-run-id-input: input {ns.mlflow_run_id_input!r} is not a string")
     return StepInvocation(
         pipeline=ns.pipeline,
         env=ns.env,
@@ -285,7 +314,7 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
         project=ns.project,
         host_aliases=tuple(parse_host_alias(item) for item in ns.host_alias),
         config_providers=parse_config_providers(ns.dynamic_config) if ns.dynamic_config else (),
-        mlflow_run_id=ns.mlflow_run_id or None,
+        mlflow_run_id=mlflow_run_id or None,
         mlflow_start=ns.mlflow_start,
         mlflow_run_id_output=ns.mlflow_run_id_output,
         mlflow_end=ns.mlflow_end,
@@ -297,3 +326,40 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
         experiment=ns.experiment or None,
         experiment_description=ns.experiment_description or None,
     )
+
+
+def _input_values(executor_input: str | None) -> dict[str, Any]:
+    """``inputs.parameterValues`` of the ExecutorInput: every input parameter of the task, typed."""
+    if executor_input is None:
+        raise ValueError("--param-input/--mlflow-run-id-input need --executor-input (the task's ExecutorInput)")
+    try:
+        document = json.loads(executor_input)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"--executor-input: not valid JSON ({executor_input[:60]!r}…)") from err
+    inputs = document.get("inputs", {}) if isinstance(document, dict) else None
+    values = inputs.get("parameterValues", {}) if isinstance(inputs, dict) else None
+    if not isinstance(values, dict):
+        raise ValueError("--executor-input: inputs.parameterValues is not a JSON object")
+    return values
+
+
+def _input_value(values: dict[str, Any], name: str, option: str) -> Any:
+    if name not in values:
+        raise ValueError(f"{option}: the ExecutorInput has no input parameter {name!r} "
+                         f"(it has {sorted(values)}); was the spec edited by hand?")
+    return values[name]
+
+
+def _as_rendered(value: Any) -> Any:
+    """The value a container step gets for the same input, so both kinds of step see one parameter alike.
+
+    Vertex renders a number without a trailing ``.0`` (in lists and structs too), and the container step's
+    ``json.loads`` reads it back as an int; a STRING input is its text exactly.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_as_rendered(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_rendered(item) for key, item in value.items()}
+    return value

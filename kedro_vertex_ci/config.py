@@ -102,6 +102,8 @@ class NetworkConfig(_Model):
     )
     host_aliases: tuple[HostAlias, ...] = Field((), description="Extra /etc/hosts entries in every step.")
 
+    _valid_vpc = field_validator("vpc")(_optional(rules.check_network))
+
 
 class ResourceConfig(_Model):
     """Container settings for the steps a key of ``resources`` matches."""
@@ -307,7 +309,8 @@ class RunConfig(_Model):
         "vertex", description="Where run-once/schedule send the spec: Vertex AI, or the Kubeflow Pipelines of `kfp`."
     )
     root: str | None = Field(
-        None, description="Pipeline root: gs://bucket/path (bucket/path accepted, as kedro-vertexai wrote it)."
+        None, description="Pipeline root: gs://bucket/path (bucket/path accepted, as kedro-vertexai wrote it); "
+        "no `\"` or `\\` in the path (a CustomJob step's request carries it raw)."
     )
     experiment_name: str | None = Field(
         None, description="Names the pipeline and its runs (default: the Kedro project name)."

@@ -17,12 +17,18 @@ component's, and the step's ``{{$}}`` (the whole ExecutorInput) becomes ``{{$.js
 worker pool: Vertex substitutes the ExecutorInput escaped once, so it sits in the launcher's JSON payload as
 a string, and the launcher's ``json.loads`` hands the step the same ExecutorInput a container task gets.
 
+Every other placeholder inside the worker pool is substituted into that JSON text raw. So the step's
+parameter inputs (and the MLflow run id) are never placed there: the step names them and reads their typed
+values from the ExecutorInput (``argv``). What remains is :data:`PAYLOAD_PLACEHOLDERS`, values that hold no
+quote, backslash or control character, and :func:`fill_component` refuses anything else.
+
 ``run-local`` has no CustomJob service: :func:`inner_container` takes the step's container back out of a
 compiled launcher task so the dry run runs the step itself.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,6 +70,18 @@ _LAUNCHER_INPUTS: tuple[tuple[str, str, Any], ...] = (
     ("worker_pool_specs", "LIST", None),  # set per step: the machine and our container
 )
 RESERVED_INPUTS = frozenset(name for name, _, _ in _LAUNCHER_INPUTS)
+
+# The placeholders allowed in a worker pool, substituted raw into the launcher's JSON payload: each value
+# can hold no '"', '\\' or control character. Job uuid and name are ids Vertex generates ([a-z0-9-]), the
+# resource name is projects/NUMBER/locations/REGION/pipelineJobs/ID made of such ids; the times are
+# RFC 3339 timestamps Vertex writes (empty for a one-off run); the pipeline root comes from
+# run_config.root, which the config refuses with a quote or backslash (and, like every value, a control
+# character); the escaped ExecutorInput is a valid JSON string body by construction.
+PAYLOAD_PLACEHOLDERS = frozenset({
+    "{{$.pipeline_job_uuid}}", "{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_root}}",
+    "{{$.pipeline_job_schedule_time_utc}}", "{{$.pipeline_job_create_time_utc}}", EXECUTOR_INPUT_IN_PAYLOAD,
+})  # fmt: skip
+_PLACEHOLDER = re.compile(r"\{\{\$(?:\.[^{}]*)?\}\}")
 
 
 def _input(name: str) -> str:
@@ -188,6 +206,7 @@ def fill_component(component: Any, step: Step, resources: Resources, pools: list
                 )
             ]
         )
+    _check_payload_placeholders(step, pools)
     types = pb2().ParameterType.ParameterTypeEnum
     per_step = launcher_defaults(step, resources, pools)
     for name, type_name, default in _LAUNCHER_INPUTS:
@@ -198,6 +217,25 @@ def fill_component(component: Any, step: Step, resources: Resources, pools: list
         if value is not None:
             json_format.ParseDict(value, spec.default_value)
     component.output_definitions.parameters[OUTPUT].parameter_type = types.STRING
+
+
+def _check_payload_placeholders(step: Step, pools: list[dict[str, Any]]) -> None:
+    """Refuse a placeholder whose raw value could break the launcher's JSON payload (see the module doc)."""
+    spec = pools[0]["container_spec"]
+    texts = [*spec["command"], *spec["args"], *(e["value"] for e in spec["env"])]
+    unsafe = sorted({p for text in texts for p in _PLACEHOLDER.findall(text)} - PAYLOAD_PLACEHOLDERS)
+    if unsafe:
+        raise ConfigError(
+            [
+                Problem(
+                    "vertexai.yml",
+                    "run_config.resources",
+                    f"step {step.name!r} runs as a CustomJob (machine_type/spot), and its command line holds "
+                    f"{unsafe}, which Vertex AI would write raw into the CustomJob's JSON request; rename the "
+                    "node or dataset that contains it, or run the step without machine_type/spot",
+                )
+            ]
+        )
 
 
 def fill_launcher(container: Any) -> None:

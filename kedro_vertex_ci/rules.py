@@ -150,6 +150,17 @@ def check_gcs_path(value: str) -> str:
         raise ValueError("the path inside the bucket is longer than Cloud Storage object names allow (1024 bytes)")
     if any(part in {".", ".."} for part in prefix.split("/")):
         raise ValueError(f"{shown(value)}: '.' and '..' are not folder names on Cloud Storage")
+    if '"' in prefix or "\\" in prefix:
+        raise ValueError(f"{shown(value)}: a pipeline root cannot contain '\"' or '\\': Vertex AI writes it raw "
+                         "into the JSON request of steps on a machine_type (CustomJob)")
+    return value
+
+
+def check_network(value: str) -> str:
+    """A VPC network name: no '"' or '\\', which no network name holds and a CustomJob request could not carry."""
+    if '"' in value or "\\" in value:
+        raise ValueError(f"{shown(value)} is not a VPC network (projects/NUMBER/global/networks/NAME): Vertex AI "
+                         "writes it raw into the JSON request of steps on a machine_type (CustomJob)")
     return value
 
 

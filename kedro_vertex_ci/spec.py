@@ -306,11 +306,12 @@ class _Emitter:
             component = self._add_component(step, step_params)
             args = argv.build_step_args(self.plan, step, resources)
             depends_on = step.depends_on
+            custom_job = resources is not None and resources.custom_job
             if self.plan.mlflow:
                 _add_string_input(component, argv.MLFLOW_RUN_ID_INPUT)
-                args += argv.mlflow_step_args()
+                args += argv.mlflow_step_args(custom_job)
                 depends_on = (*depends_on, MLFLOW_START_STEP.name)
-            if resources is not None and resources.custom_job:
+            if resources is not None and custom_job:
                 self._add_custom_job(step, component, resources, args)
             else:
                 self._add_executor(step, resources, args)

@@ -11,7 +11,12 @@ are written here independently of ``spec.exit_step_args``.
 
 A step whose resources name a machine type is wrapped with GCPC's ``create_custom_training_job_from_component``
 (machine, accelerator, spot, boot disk, service account, network; the plan's env goes into the worker pool,
-since a task-level env would land on the launcher), which is what users of GCPC write by hand.
+since a task-level env would land on the launcher), which is what users of GCPC write by hand. Its component
+is declared as kfp's own lightweight Python components are: the typed inputs stay in the signature (so the
+task is wired to the pipeline inputs and Vertex puts their values into the ExecutorInput), and the args pass
+the ExecutorInput (kfp's ``dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER``, which GCPC's wrapper escapes for
+its JSON payload) and name each input (``--param-input KEY=<input name>``) rather than place its value:
+Vertex would write a value raw into the CustomJob's JSON request.
 """
 
 from __future__ import annotations
@@ -131,7 +136,7 @@ def _component(plan: Plan, step: Step, by_key: dict[str, PipelineParam], on_exit
     template = argv.build_step_args(plan, step, resources)
 
     def make_spec(**inputs: Any) -> Any:
-        args = _kfp_args(template, params, inputs)
+        args = _kfp_args(template, params, inputs, custom_job=resources is not None and resources.custom_job)
         if on_exit:
             args += ["--on-exit", "--status", f"{inputs['status']}"]
         image = (resources.image if resources is not None else None) or plan.image
@@ -173,30 +178,41 @@ def _as_custom_job(plan: Plan, component: Any, resources: Resources) -> Any:
     return create_custom_training_job_from_component(component, **options)
 
 
-def _kfp_args(template: list[str], params: list[PipelineParam], inputs: dict[str, Any]) -> list[str]:
+def _kfp_args(
+    template: list[str], params: list[PipelineParam], inputs: dict[str, Any], custom_job: bool = False
+) -> list[str]:
     """Rebuild each ``--param``/``--param-json`` value ``KEY=…`` as ``f"KEY={kfp placeholder}"``.
 
     The value after the flag is found by position, not by matching our placeholder text, so a wrong
     placeholder in ``argv`` would show up as a difference from kfp's output. The same holds for the run's
     times: the value after ``--scheduled-time`` / ``--create-time`` is kfp's ``dsl.PIPELINE_JOB_*_TIME_UTC``
-    placeholder, and the one after ``--pipeline-job`` (with an experiment) ``dsl.PIPELINE_JOB_RESOURCE_NAME``.
+    placeholder, the one after ``--pipeline-job`` (with an experiment) ``dsl.PIPELINE_JOB_RESOURCE_NAME``, and
+    the one after ``--executor-input`` kfp's ExecutorInput placeholder. A CustomJob step (``custom_job``)
+    must name each input after ``--param-input`` (``KEY=<input name>``, written here from the plan) and pass
+    the ExecutorInput; a container step must do neither.
     """
     from kfp import dsl
 
     kfp_constants = {"--scheduled-time": dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
                      "--create-time": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
-                     "--pipeline-job": dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER}
+                     "--pipeline-job": dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+                     "--executor-input": dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER}
     by_key = {p.key: p for p in params}
+    value_flags = ("--param-input",) if custom_job else ("--param", "--param-json")
     args: list[str] = []
     rebuilt: list[str] = []
     for index, item in enumerate(template):
         if index > 0 and template[index - 1] in kfp_constants:  # kfp's own constant, not our text
             args.append(kfp_constants[template[index - 1]])
-        elif index > 0 and template[index - 1] in ("--param", "--param-json"):
+        elif index > 0 and template[index - 1] in value_flags:
             key = item.partition("=")[0]
-            args.append(f"{key}={inputs[by_key[key].name]}")
+            value = by_key[key].name if custom_job else inputs[by_key[key].name]
+            args.append(f"{key}={value}")
             rebuilt.append(key)
         else:
+            assert item not in {"--param", "--param-json", "--param-input"} - set(value_flags), (item, custom_job)
             args.append(item)
     assert sorted(rebuilt) == sorted(by_key), (rebuilt, sorted(by_key))
+    if custom_job and params:
+        assert "--executor-input" in template, "a CustomJob step reads its inputs from the ExecutorInput"
     return args

@@ -139,7 +139,11 @@ def test_cases_exercise_what_their_names_say() -> None:
     assert experiment[experiment.index("--pipeline-job") + 1] == "{{$.pipeline_job_resource_name}}"
     params = _emitted(CASES["params-passed-through"])
     args = _pool(params, "uses-all")["container_spec"]["args"]
-    assert "epochs={{$.inputs.parameters['epochs']}}" in args and "--timeout" in args
+    assert "epochs=epochs" in args and "--timeout" in args  # named, read from the ExecutorInput
+    assert args[args.index("--executor-input") + 1] == customjob.EXECUTOR_INPUT_IN_PAYLOAD
+    assert "{{$.inputs." not in json.dumps(_pool(params, "uses-all"))  # no value is placed raw in the payload
+    container_args = params["deploymentSpec"]["executors"]["exec-uses-some"]["container"]["args"]
+    assert "epochs={{$.inputs.parameters['epochs']}}" in container_args and "--param-input" not in container_args
     assert params["root"]["dag"]["tasks"]["uses-all"]["inputs"]["parameters"]["epochs"] == {
         "componentInputParameter": "epochs"
     }

@@ -85,15 +85,19 @@ def _pipeline_func(plan: Plan) -> Any:
 
     def step_component(step: Step) -> Any:
         params = [by_key[k] for k in step.parameters]
-        template = argv.build_step_args(plan, step, plan.resources.get(step.name))
+        resources = plan.resources.get(step.name)
+        custom_job = resources is not None and resources.custom_job
+        template = argv.build_step_args(plan, step, resources)
 
         def make_args(**inputs: Any) -> list[str]:
             run_id = inputs.pop("mlflow_run_id")
+            if custom_job:  # named: the CustomJob step reads it from its ExecutorInput
+                return [*_kfp_args(template, params, inputs, custom_job=True), "--mlflow-run-id-input",
+                        "mlflow_run_id"]
             return [*_kfp_args(template, params, inputs), "--mlflow-run-id", run_id]
 
         component = _component(plan, step, params, "mlflow_run_id: str", make_args)
-        resources = plan.resources.get(step.name)
-        return _as_custom_job(plan, component, resources) if resources and resources.custom_job else component
+        return _as_custom_job(plan, component, resources) if resources and custom_job else component
 
     start = _component(
         plan,
@@ -252,7 +256,8 @@ def test_run_local_substitutes_the_run_id_in_every_step_including_customjob_ones
         task = graph.task(name)
         assert task.inputs["mlflow_run_id"] == FromTask("mlflow-start-run", "run_id")
         _, args = render_command(task, ctx, produced=produced)
-        assert args[args.index("--mlflow-run-id") + 1] == "mlflow-run-7"
+        assert argv.parse_step_args(args).mlflow_run_id == "mlflow-run-7"  # the CustomJob one via its ExecutorInput
+    assert "--mlflow-run-id-input" in graph.task("train").container.args
     _, start_args = render_command(graph.task("mlflow-start-run"), ctx)
     assert start_args[-1] == "/r/uuid-1/outputs/mlflow-start-run/run_id"
 

@@ -145,6 +145,47 @@ def _locate(
     raise ConfigError(f"--param {key}: the pipeline has no such input; inputs: {sorted(inputs)}")
 
 
+def typed_inputs(
+    task: Task,
+    ctx: RunContext,
+    statuses: Mapping[str, str] = {},  # noqa: B006
+    produced: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:
+    """The value of each of ``task``'s input parameters, typed (an ExecutorInput's ``parameterValues``).
+
+    ``produced`` holds upstream output parameters by (task, name) as written; None leaves them empty (to
+    validate).
+    """
+    values: dict[str, Any] = {}
+    for name, source in task.inputs.items():
+        if isinstance(source, FromPipeline):
+            values[name] = ctx.params.get(source.name)
+        elif isinstance(source, Constant):
+            values[name] = source.value
+        elif isinstance(source, FinalStatus):
+            values[name] = _final_status(source.group, ctx, statuses)
+        elif isinstance(source, FromTask):
+            if produced is None:
+                values[name] = ""
+            elif (source.task, source.key) in produced:
+                values[name] = _typed_output(produced[(source.task, source.key)], task.input_types.get(name, ""))
+            else:
+                raise ConfigError(
+                    f"task {task.name!r} input {name!r}: task {source.task!r} wrote no output {source.key!r}"
+                )
+    return values
+
+
+def _typed_output(text: str, type_name: str) -> Any:
+    """An output parameter file's text as the typed value a consumer gets (JSON for non-string types)."""
+    if type_name in ("", "STRING"):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def task_inputs(
     task: Task,
     ctx: RunContext,
@@ -155,24 +196,18 @@ def task_inputs(
 
     ``produced`` holds upstream output parameters by (task, name); None renders them empty (to validate).
     """
+    return _rendered(task, typed_inputs(task, ctx, statuses, produced), produced)
+
+
+def _rendered(
+    task: Task, typed: Mapping[str, Any], produced: Mapping[tuple[str, str], str] | None
+) -> dict[str, str]:
     rendered = {}
     for name, source in task.inputs.items():
-        type_name = task.input_types.get(name, "")
-        if isinstance(source, FromPipeline):
-            rendered[name] = render_value(ctx.params.get(source.name), type_name)
-        elif isinstance(source, Constant):
-            rendered[name] = render_value(source.value, type_name)
-        elif isinstance(source, FinalStatus):
-            rendered[name] = render_value(_final_status(source.group, ctx, statuses))
-        elif isinstance(source, FromTask):
-            if produced is None:
-                rendered[name] = ""
-            elif (source.task, source.key) in produced:
-                rendered[name] = produced[(source.task, source.key)]
-            else:
-                raise ConfigError(
-                    f"task {task.name!r} input {name!r}: task {source.task!r} wrote no output {source.key!r}"
-                )
+        if isinstance(source, FromTask):  # the producer's text, as written
+            rendered[name] = "" if produced is None else produced[(source.task, source.key)]
+        else:
+            rendered[name] = render_value(typed[name], task.input_types.get(name, ""))
     return rendered
 
 
@@ -187,14 +222,22 @@ def _final_status(group: str, ctx: RunContext, statuses: Mapping[str, str]) -> d
     }
 
 
-def _executor_input(task: Task, ctx: RunContext) -> str:
-    """The part of KFP's ExecutorInput a step reads: where to write its ExecutorOutput (as Vertex's launcher)."""
-    return json.dumps({"outputs": {"outputFile": output_file(ctx, task.name, "executor_output.json")}},
-                      sort_keys=True)
+def executor_input(task: Task, ctx: RunContext, values: Mapping[str, Any] | None = None) -> str:
+    """The parts of KFP's ExecutorInput a step reads: its typed input parameters (``values``, from
+    :func:`typed_inputs`) and where to write its ExecutorOutput, as Vertex's launcher hands them over."""
+    document: dict[str, Any] = {"outputs": {"outputFile": output_file(ctx, task.name, "executor_output.json")}}
+    if values:
+        document["inputs"] = {"parameterValues": dict(values)}
+    return json.dumps(document, sort_keys=True)
 
 
-def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]) -> str:
-    """Replace every ``{{$...}}`` placeholder in one argv item. Unknown placeholders raise ConfigError."""
+def substitute(
+    text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str], executor_json: str | None = None
+) -> str:
+    """Replace every ``{{$...}}`` placeholder in one argv item. Unknown placeholders raise ConfigError.
+
+    ``executor_json`` is what ``{{$}}`` becomes (default: the ExecutorInput without input values).
+    """
 
     def one(match: re.Match[str]) -> str:
         token = match.group(0)
@@ -207,7 +250,7 @@ def substitute(text: str, task: Task, ctx: RunContext, inputs: Mapping[str, str]
             "{{$.pipeline_job_resource_name}}": ctx.job_resource,
             "{{$.pipeline_job_create_time_utc}}": ctx.create_time,
             "{{$.pipeline_job_schedule_time_utc}}": ctx.schedule_time,
-            "{{$}}": _executor_input(task, ctx),
+            "{{$}}": executor_json if executor_json is not None else executor_input(task, ctx),
         }
         if token in fixed:
             return fixed[token]
@@ -231,10 +274,13 @@ def render_command(
     produced: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """The container's ``command`` and ``args`` with placeholders substituted, ready to exec (no shell)."""
-    inputs = task_inputs(task, ctx, statuses, produced)
+    typed = typed_inputs(task, ctx, statuses, produced)
+    inputs = _rendered(task, typed, produced)
+    wanted = any("{{$}}" in item for item in (*task.container.command, *task.container.args))
+    executor_json = executor_input(task, ctx, typed) if wanted else None
     return (
-        [substitute(a, task, ctx, inputs) for a in task.container.command],
-        [substitute(a, task, ctx, inputs) for a in task.container.args],
+        [substitute(a, task, ctx, inputs, executor_json) for a in task.container.command],
+        [substitute(a, task, ctx, inputs, executor_json) for a in task.container.args],
     )
 
 

@@ -162,6 +162,17 @@ BAD_CONFIGS = {
         ["F:5: run_config.root: pipeline root must be on Cloud Storage (gs://bucket/path) for Vertex AI, got "
          "'s3://bucket/x' (s3:// roots need run_config.target: kfp)"],
     ),
+    "root with a quote": (
+        BASE + "  root: 'bucket/a\"b'\n",
+        ["F:5: run_config.root: 'gs://bucket/a\"b': a pipeline root cannot contain '\"' or '\\': Vertex AI "
+         "writes it raw into the JSON request of steps on a machine_type (CustomJob)"],
+    ),
+    "vpc with a quote": (
+        BASE + "  network:\n    vpc: 'projects/1/global/networks/a\"b'\n",
+        ["F:6: run_config.network.vpc: 'projects/1/global/networks/a\"b' is not a VPC network "
+         "(projects/NUMBER/global/networks/NAME): Vertex AI writes it raw into the JSON request of steps on a "
+         "machine_type (CustomJob)"],
+    ),
     "unknown machine type": (
         BASE + "  resources:\n    train:\n      machine_type: z9-mega-8\n",
         ["F:7: run_config.resources.train.machine_type: unknown machine type 'z9-mega-8'; supported: a2-highgpu-Ng, a2-megagpu-Ng, a2-ultragpu-Ng, a3-highgpu-Ng, c2-standard-N, c2d-highcpu-N, c2d-highmem-N, c2d-standard-N, c3-highcpu-N, c3-highmem-N, c3-standard-N, e2-highcpu-N, e2-highmem-N, e2-standard-N, g2-standard-N, n1-highcpu-N, n1-highmem-N, n1-standard-N, n2-highcpu-N, n2-highmem-N, n2-standard-N, n2d-highcpu-N, n2d-highmem-N, n2d-standard-N, n4-highcpu-N, n4-highmem-N, n4-standard-N"],

@@ -123,7 +123,9 @@ def test_our_customjob_step_reads_back_as_the_step_command_on_the_machines_size(
     assert train.container.image == prep.container.image == "europe-docker.pkg.dev/proj/repo/app:1"
     assert train.container.command == ("kedro-vertex-ci", "step")
     assert train.nodes == ("train",) and train.depends_on == ("prep",)
-    assert "epochs={{$.inputs.parameters['epochs']}}" in train.container.args
+    args = train.container.args
+    assert args[args.index("--param-input") + 1] == "epochs=epochs"  # named; the value is in the ExecutorInput
+    assert args[args.index("--executor-input") + 1] == "{{$}}"
     assert train.container.env == (("KEDRO_LOGGING_CONFIG", "conf/logging.yml"),)
     assert (train.container.cpu, train.container.memory) == (8.0, 52 * 10**9)  # n1-highmem-8, not cpu="1"
     assert (prep.container.cpu, prep.container.memory) == (1.0, 2 * 10**9)
@@ -135,3 +137,56 @@ def test_several_replicas_are_refused_with_a_clear_message() -> None:
     pools["defaultValue"].append({**pools["defaultValue"][0], "replica_count": 2})
     with pytest.raises(ConfigError, match="'train' asks for several replicas; run-local runs one"):
         build_graph(emitted)
+
+
+TEXT = 'say "hi" \\ C:\\new\\table\n\tsecond line, ünïcødé ✓ \\"quoted\\"'
+REGISTRY = """\
+from kedro.pipeline import Pipeline, node
+
+
+def seen(note, epochs):
+    return {"note": note, "epochs": epochs, "epochs_type": type(epochs).__name__}
+
+
+def register_pipelines():
+    return {"__default__": Pipeline([node(seen, ["params:note", "params:epochs"], "seen", name="on_machine")])}
+"""
+
+
+@pytest.mark.slow
+def test_run_local_hands_a_customjob_step_its_parameters_through_the_executor_input(
+    kedro_new_project: Path, fresh_demo_modules: None, tmp_path: Path
+) -> None:
+    """A STRING parameter with quotes, backslashes and a newline reaches the CustomJob step's node exactly.
+
+    run-local runs the step from its worker pool spec; the step reads its inputs from the ExecutorInput
+    run-local builds as Vertex does (typed ``inputs.parameterValues``).
+    """
+    from tests.conftest import minimal_vertexai
+
+    project = kedro_new_project
+    (project / "src" / "demo" / "pipeline_registry.py").write_text(REGISTRY)
+    (project / "conf" / "base" / "parameters.yml").write_text("note: plain\nepochs: 3\n")
+    (project / "conf" / "base" / "catalog.yml").write_text(
+        "seen:\n  type: json.JSONDataset\n  filepath: data/08_reporting/seen.json\n")
+    (project / "conf" / "base" / "vertexai.yml").write_text(
+        minimal_vertexai(resources="{on_machine: {machine_type: n1-standard-4, spot: true}}")
+    )
+    settings = project / "src" / "demo" / "settings.py"
+    settings.write_text(settings.read_text() + '\nDISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)\n')
+
+    out = tmp_path / "p.json"
+    assert CliRunner().invoke(cli, ["--project", str(project), "compile", "-o", str(out)]).exit_code == 0
+    compiled = json.loads(out.read_text())
+    assert compiled["deploymentSpec"]["executors"]["exec-on-machine"]["container"]["image"] == customjob.LAUNCHER_IMAGE
+    pools = compiled["components"]["comp-on-machine"]["inputDefinitions"]["parameters"]["worker_pool_specs"]
+    assert "--param-input" in pools["defaultValue"][0]["container_spec"]["args"]
+    result = CliRunner().invoke(
+        cli,
+        ["--project", str(project), "run-local", "--no-preload", "--run-id", "r1", "--root", str(tmp_path / "runs"),
+         "--param", f"note={TEXT}", "--param", "epochs=5"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    seen = json.loads((project / "data" / "08_reporting" / "seen.json").read_text(encoding="utf-8"))
+    assert seen == {"note": TEXT, "epochs": 5, "epochs_type": "int"}
