@@ -53,16 +53,28 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def compiled(work: Path) -> m.Measure:
-    return m.measure_compile(work, TOOLS, ONCE, sizes=(3,), shapes=("chain", "layered"))
+    return m.measure_compile(work, TOOLS, ONCE, sizes=(3,), shapes=("chain", "layered"), auto_n=3)
 
 
 def test_compile_measures_both_tools_and_checks_the_specs(compiled: m.Measure) -> None:
     rows = compiled.tables[0].rows
-    assert [(r[0], r[1]) for r in rows] == [("chain", 3), ("layered", 3)]
-    for row in rows:
+    assert [(r[0], r[1]) for r in rows] == [("chain", 3), ("layered", 3), ("layered, auto", 3)]
+    for row in rows[:2]:
         _assert_side(row[2], _ours_expected("compile"))
         _assert_side(row[3], _theirs_expected())
-    assert set(compiled.raw) == {"chain/3", "layered/3"}
+    assert set(compiled.raw) == {"chain/3", "layered/3", "layered-auto/3"}
+
+
+def test_compile_with_auto_reports_wall_and_cpu_time(compiled: m.Measure) -> None:
+    """P1's row: our compile with `grouping: auto`, its CPU time beside the wall time, judged in the reading."""
+    auto = compiled.tables[0].rows[2]
+    _assert_side(auto[2], _ours_expected("compile"))
+    assert auto[3] == m.NO_AUTO
+    if _ours_expected("compile") is Stats:
+        assert len(auto[2].cpu) == len(auto[2].values) and all(c > 0 for c in auto[2].cpu)
+        assert float(auto[6]) > 0
+        line = next(line for line in reading([compiled]) if line.startswith("Compile with auto"))
+        assert "s CPU; goal ≤ 2 s" in line
 
 
 def test_memory_reuses_compile_runs_or_measures_itself(work: Path, compiled: m.Measure) -> None:
