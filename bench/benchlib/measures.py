@@ -221,7 +221,7 @@ def measure_compile(
             "theirs",
             "runs (ours/theirs)",
             "theirs ÷ ours",
-            "ours CPU s",
+            "CPU s ours / theirs (median)",
             "ours peak RSS MB",
             "theirs peak RSS MB",
         ],
@@ -241,7 +241,7 @@ def measure_compile(
                     _time(theirs),
                     f"{_runs(ours)}/{_runs(theirs)}",
                     _ratio(theirs, ours),
-                    _cpu(ours),
+                    f"{_cpu(ours)} / {_cpu(theirs)}",
                     _rss(ours),
                     _rss(theirs),
                 ]
@@ -251,7 +251,7 @@ def measure_compile(
         ours = missing or _timed_compile("ours", project, tools, repeats, 0)
         raw[f"{AUTO_SHAPE}/{auto_n}"] = {"ours": _raw(ours), "theirs": NO_AUTO}
         table.rows.append(
-            [AUTO_SHAPE.replace("-", ", "), auto_n, _time(ours), NO_AUTO, f"{_runs(ours)}/–", "–", _cpu(ours),
+            [AUTO_SHAPE.replace("-", ", "), auto_n, _time(ours), NO_AUTO, f"{_runs(ours)}/–", "–", f"{_cpu(ours)} / –",
              _rss(ours), ""]
         )
     measure.tables.append(table)
