@@ -121,7 +121,7 @@ def run_measures(work: Path, tools: Tools, only: set[str], full: bool, quick: bo
         start = time.perf_counter()
         print(f"bench: {key} ...", file=sys.stderr, flush=True)
         if key == "compile":
-            compile_result = m.measure_compile(work, tools, repeats, sizes=sizes)
+            compile_result = m.measure_compile(work, tools, repeats, sizes=sizes, auto_n=max(sizes))
             result = compile_result
         elif key == "step":
             result = m.measure_step_start(work, tools, repeats)

@@ -291,12 +291,17 @@ def _unit_graph(
     placements: Mapping[str, Hashable],
 ) -> UnitGraph:
     preds = _group_preds(units, index)
+    # Equal placements as one small int each: the optimiser compares them tens of thousands of times, and
+    # comparing two resolved-settings dataclasses field by field dominated its run time on large graphs.
+    ids: dict[Hashable, int] = {}
     return UnitGraph(
         preds=tuple(tuple(sorted(preds[u])) for u in range(len(units))),
         seconds=tuple(sum(seconds[n] for n in unit.members) for unit in units),
         mergeable=tuple(unit.kind == _NODE for unit in units),
         placement=tuple(
-            placements.get(next(iter(unit.members))) if unit.kind == _NODE else ("group", unit.label)
+            ids.setdefault(
+                placements.get(next(iter(unit.members))) if unit.kind == _NODE else ("group", unit.label), len(ids)
+            )
             for unit in units
         ),
         first=tuple(min(index.position[n] for n in unit.members) for unit in units),

@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from benchlib import measures as m  # noqa: E402
-from benchlib.procs import NOT_INSTALLED, Repeats, Stats, Tools  # noqa: E402
+from benchlib.procs import NOT_INSTALLED, Repeats, Stats, Tools, bench_env, run_process  # noqa: E402
 from benchlib.reading import reading  # noqa: E402
 from benchlib.report import plot_compile, write_report  # noqa: E402
 
@@ -51,18 +51,42 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench")
 
 
+def test_measured_processes_write_and_reuse_bytecode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A shell's PYTHONDONTWRITEBYTECODE must not reach timed runs: with it, every run recompiled every module
+    it imported (the 7.4 s 'compile with auto' reading of issue 14), which no pip-installed tool does."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert "PYTHONDONTWRITEBYTECODE" not in bench_env()
+    (tmp_path / "probe_mod.py").write_text("VALUE = 1\n")
+    cmd = [sys.executable, "-c", "import probe_mod"]
+    result = run_process(cmd, tmp_path, {**bench_env(), "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0 and list((tmp_path / "__pycache__").glob("probe_mod.*.pyc"))
+    assert 0 < result.cpu_seconds < result.seconds + 1
+
+
 @pytest.fixture(scope="module")
 def compiled(work: Path) -> m.Measure:
-    return m.measure_compile(work, TOOLS, ONCE, sizes=(3,), shapes=("chain", "layered"))
+    return m.measure_compile(work, TOOLS, ONCE, sizes=(3,), shapes=("chain", "layered"), auto_n=3)
 
 
 def test_compile_measures_both_tools_and_checks_the_specs(compiled: m.Measure) -> None:
     rows = compiled.tables[0].rows
-    assert [(r[0], r[1]) for r in rows] == [("chain", 3), ("layered", 3)]
-    for row in rows:
+    assert [(r[0], r[1]) for r in rows] == [("chain", 3), ("layered", 3), ("layered, auto", 3)]
+    for row in rows[:2]:
         _assert_side(row[2], _ours_expected("compile"))
         _assert_side(row[3], _theirs_expected())
-    assert set(compiled.raw) == {"chain/3", "layered/3"}
+    assert set(compiled.raw) == {"chain/3", "layered/3", "layered-auto/3"}
+
+
+def test_compile_with_auto_reports_wall_and_cpu_time(compiled: m.Measure) -> None:
+    """P1's row: our compile with `grouping: auto`, its CPU time beside the wall time, judged in the reading."""
+    auto = compiled.tables[0].rows[2]
+    _assert_side(auto[2], _ours_expected("compile"))
+    assert auto[3] == m.NO_AUTO
+    if _ours_expected("compile") is Stats:
+        assert len(auto[2].cpu) == len(auto[2].values) and all(c > 0 for c in auto[2].cpu)
+        assert float(auto[6].split(" / ")[0]) > 0
+        line = next(line for line in reading([compiled]) if line.startswith("Compile with auto"))
+        assert "s CPU; goal ≤ 2 s" in line
 
 
 def test_memory_reuses_compile_runs_or_measures_itself(work: Path, compiled: m.Measure) -> None:

@@ -56,8 +56,18 @@ def _installed(venv: Path) -> bool:
 
 
 def bench_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment every measured process gets: no telemetry, no prompts, nothing off this machine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    """The environment every measured process gets: no telemetry, no prompts, nothing off this machine.
+
+    ``PYTHONDONTWRITEBYTECODE`` is dropped: inherited from the caller's shell, it kept every run from writing
+    a ``.pyc``, so each timed run recompiled the source of every module it imported (for a compile, ~1.3 s
+    CPU of Kedro's and our dependencies), which no pip-installed environment does; the warm-up run of
+    :func:`repeat` is there to write them.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(
         {
             "KEDRO_DISABLE_TELEMETRY": "true",
@@ -89,10 +99,14 @@ class ProcResult:
     max_rss_mb: float
     returncode: int
     output: str
+    cpu_seconds: float = 0.0  # user + system time of the process and its reaped children (wait4)
 
 
 def run_process(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float = 900.0) -> ProcResult:
-    """Run ``cmd`` to completion; wall time and peak RSS (of it and its reaped children) via ``wait4``."""
+    """Run ``cmd`` to completion; wall time, CPU time and peak RSS (of it and its reaped children) via ``wait4``.
+
+    On a shared machine the wall time grows with the load, the CPU time much less: read the CPU time when
+    the load average exceeds the core count."""
     log = cwd / ".bench-last.log" if cwd.is_dir() else Path(os.devnull)
     with open(log, "wb") as out:
         start = time.perf_counter()
@@ -110,7 +124,7 @@ def run_process(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: 
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     output = log.read_text(errors="replace") if log != Path(os.devnull) else ""
-    return ProcResult(seconds, usage.ru_maxrss / 1024, proc.returncode, output)
+    return ProcResult(seconds, usage.ru_maxrss / 1024, proc.returncode, output, usage.ru_utime + usage.ru_stime)
 
 
 def checked(result: ProcResult, what: str) -> ProcResult:
@@ -130,6 +144,7 @@ class Stats:
 
     values: list[float] = field(default_factory=list)
     unit: str = "s"
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of the same runs, where measured
 
     @property
     def min(self) -> float:
@@ -144,13 +159,17 @@ class Stats:
         return max(self.values)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "values": self.values,
             "unit": self.unit,
             "min": self.min,
             "median": self.median,
             "max": self.max,
         }
+        if self.cpu:
+            data["cpu"] = self.cpu
+            data["cpu_median"] = statistics.median(self.cpu)
+        return data
 
 
 @dataclass(frozen=True)
@@ -171,17 +190,19 @@ def repeat(run_once: Callable[[], ProcResult], repeats: Repeats, what: str) -> t
     """Time ``run_once`` after one warm-up run (disk caches and .pyc files warm for both tools alike).
 
     A warm-up slower than ``keep_warmup_seconds`` counts as a sample: against seconds the cache effect is
-    noise, and repeating it would cost minutes. Returns wall-time and peak-RSS statistics; raises
+    noise, and repeating it would cost minutes. Returns wall-time (each run's CPU time in ``cpu``) and peak-RSS statistics; raises
     :class:`MeasureError` when a run fails.
     """
     first = checked(run_once(), what)
     times, rss = Stats(), Stats(unit="MB")
     if not repeats.warmup or first.seconds > repeats.keep_warmup_seconds:
         times.values.append(first.seconds)
+        times.cpu.append(first.cpu_seconds)
         rss.values.append(first.max_rss_mb)
     total = repeats.count(first.seconds)
     while len(times.values) < total:
         result = checked(run_once(), what)
         times.values.append(result.seconds)
+        times.cpu.append(result.cpu_seconds)
         rss.values.append(result.max_rss_mb)
     return times, rss

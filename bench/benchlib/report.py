@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .measures import Measure, Table
+from .measures import AUTO_SHAPE, Measure, Table
 from .procs import Stats
 
 
@@ -55,6 +55,8 @@ def plot_compile(measure: Measure, path: Path) -> bool:
     series: dict[tuple[str, str], list[tuple[int, float, float, float]]] = {}
     for key, sides in measure.raw.items():
         shape, n = key.split("/")
+        if shape == AUTO_SHAPE:  # one size only: read from the table
+            continue
         for side, value in sides.items():
             if isinstance(value, dict) and "time" in value:
                 t = value["time"]
