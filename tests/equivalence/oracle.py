@@ -441,12 +441,7 @@ def check_run(
     ``--from-nodes`` rerun (one random node of each of :data:`RERUN_CASES` cases) into the same run id
     leaves the files as they were. Every problem starts with the case it belongs to and how to replay it."""
     project = fresh_copy(fp.path, work / grouping / fp.path.name)
-
-    def label_of(name: str) -> str:
-        found = _CASE_NAME.search(name)
-        where = project_spec.case_token(found.group(1)) if found else f"{project_spec.package} (seed {project_spec.seed})"
-        return f"{where} [{grouping}]"
-
+    label_of = case_labeller(project_spec, grouping)
     result = run_local(project, grouping, "__default__")
     if result["_exit"] != 0:
         failed = failed_steps(result)
@@ -472,6 +467,19 @@ def check_run(
         ]
     after = compare_files(label_of, reference.files, data_files(project))
     return [f"{p} (after --from-nodes {','.join(nodes)})" for p in after]
+
+
+def case_labeller(project_spec: RunProject, grouping: str) -> Labeller:
+    """A file key, node or step name -> ``SEED:cNNN[:catchall] [grouping]``, the token ``--replay`` takes
+    (the project when the name holds no case)."""
+
+    def label_of(name: str) -> str:
+        found = _CASE_NAME.search(name)
+        if found:
+            return f"{project_spec.case_token(found.group(1))} [{grouping}]"
+        return f"{project_spec.package} (seed {project_spec.seed}) [{grouping}]"
+
+    return label_of
 
 
 def rerun_nodes(project_spec: RunProject, hooks: Mapping[str, Sequence[str]]) -> list[str]:

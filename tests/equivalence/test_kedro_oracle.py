@@ -112,6 +112,18 @@ def test_a_replayed_case_is_the_case_the_run_project_holds(tmp_path):
         oracle.parse_case_token("17:c017:catch")
 
 
+def test_every_problem_line_starts_with_the_case_to_replay():
+    spec = RUN_PROJECTS["fixed1"][1]
+    label_of = oracle.case_labeller(spec, "tag")
+    problems = oracle.compare_files(label_of, {"fac/c007/d1.json": b"1", "c012_d0.json": b"2"}, {"fac/c007/d1.json": b"3"})
+    problems += oracle.compare_hooks(label_of, {"c003_ns.c003_n1": ["a"]}, {"c003_ns.c003_n1": ["b"]})
+    tokens = [line.split(" ", 1)[0] for line in problems]
+    assert tokens == [spec.case_token(c) for c in ("c012", "c007", "c003")]
+    assert all(oracle.parse_case_token(t)[0] == oracle.RunProject(spec.seed, True, int(t.split(":")[1][1:]) + 1)
+               for t in tokens)
+    assert label_of("c001-ns-c001-n2 failed (exit 1): boom").startswith(spec.case_token("c001"))
+
+
 def test_the_generator_is_a_function_of_its_seed(tmp_path):
     first = generate_cases(7, 30, "kvc_same")
     assert generate_cases(7, 30, "kvc_same") == first
