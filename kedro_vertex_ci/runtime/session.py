@@ -186,6 +186,8 @@ def _skip_disabled_plugin_imports() -> None:
     Kedro imports every installed plugin's hooks and then unregisters the disabled ones, so a disabled
     kedro-mlflow still costs its ~2 s import in every step. Blocking those entry-point names in the
     session's hook manager makes pluggy skip them before ``ep.load()``; the result is the same set of hooks.
+    Only distributions with a ``kedro.hooks`` entry point have their name read: parsing every installed
+    distribution's METADATA cost ~0.07 s CPU per step.
     """
     from importlib.metadata import distributions
 
@@ -198,9 +200,8 @@ def _skip_disabled_plugin_imports() -> None:
         {
             ep.name
             for dist in distributions()
-            if dist.metadata["Name"] in disabled
             for ep in dist.entry_points
-            if ep.group == "kedro.hooks"
+            if ep.group == "kedro.hooks" and dist.metadata["Name"] in disabled
         }
     )
     block_plugin_hooks(blocked)

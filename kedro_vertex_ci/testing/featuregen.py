@@ -235,11 +235,13 @@ BATCHES = {batches!r}
 
 
 def register_pipelines() -> dict[str, Pipeline]:
+    # Pipeline([...]) validates the union once; sum() would rebuild it per case (quadratic: seconds per
+    # Kedro start with a few hundred cases, paid again by every step).
     found = {{name[len("create_"):]: getattr(cases, name)() for name in dir(cases) if name.startswith("create_")}}
     pipelines = dict(found)
     for batch, names in BATCHES.items():
-        pipelines[batch] = sum((found[n] for n in names), Pipeline([]))
-    pipelines["__default__"] = sum((pipelines[b] for b in BATCHES), Pipeline([]))
+        pipelines[batch] = Pipeline([found[n] for n in names])
+    pipelines["__default__"] = Pipeline([pipelines[b] for b in BATCHES])
     return pipelines
 '''
 

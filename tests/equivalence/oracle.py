@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,40 +258,53 @@ def hook_calls(project: Path, nodes: Iterable[str] | None = None) -> dict[str, l
     return calls
 
 
-def logging_errors(result: Mapping[str, Any]) -> list[str]:
+def logging_errors(result: Mapping[str, Any], label: str | Labeller = "") -> list[str]:
     """Logging errors (``--- Logging error ---``, ``Bad file descriptor``) in any step log."""
+    label_of = _as_labeller(label)
     problems = []
     for step in result["steps"]:
         log = step.get("log")
         if log and Path(log).is_file():
             text = Path(log).read_text(errors="replace")
             if any(marker in text for marker in _LOGGING_ERRORS):
-                problems.append(f"step {step['name']}: logging error in {log}")
+                problems.append(f"{label_of(step['name'])}: step {step['name']}: logging error in {log}")
     return problems
 
 
-def compare_files(label: str, expected: Mapping[str, bytes], actual: Mapping[str, bytes]) -> list[str]:
+Labeller = Callable[[str], str]  # a file key, node or step name -> the label of the case it belongs to
+
+
+def _as_labeller(label: str | Labeller) -> Labeller:
+    return label if callable(label) else (lambda _name: label)
+
+
+def compare_files(
+    label: str | Labeller, expected: Mapping[str, bytes], actual: Mapping[str, bytes]
+) -> list[str]:
+    """Every file one side wrote and the other did not, or wrote differently; ``label`` names its case."""
+    label_of = _as_labeller(label)
     problems = []
     for key in sorted(set(expected) | set(actual)):
         if key not in actual:
-            problems.append(f"{label}: kedro run wrote {key}, run-local did not")
+            problems.append(f"{label_of(key)}: kedro run wrote {key}, run-local did not")
         elif key not in expected:
-            problems.append(f"{label}: run-local wrote {key}, kedro run did not")
+            problems.append(f"{label_of(key)}: run-local wrote {key}, kedro run did not")
         elif expected[key] != actual[key]:
             problems.append(
-                f"{label}: {key} differs: kedro {expected[key][:80]!r} run-local {actual[key][:80]!r}"
+                f"{label_of(key)}: {key} differs: kedro {expected[key][:80]!r} run-local {actual[key][:80]!r}"
             )
     return problems
 
 
 def compare_hooks(
-    label: str, expected: Mapping[str, list[str]], actual: Mapping[str, list[str]]
+    label: str | Labeller, expected: Mapping[str, list[str]], actual: Mapping[str, list[str]]
 ) -> list[str]:
+    label_of = _as_labeller(label)
     problems = []
     for node in sorted(set(expected) | set(actual)):
         if expected.get(node) != actual.get(node):
             problems.append(
-                f"{label}: hook calls of {node}: kedro {expected.get(node)} run-local {actual.get(node)}"
+                f"{label_of(node)}: hook calls of {node}: kedro {expected.get(node)} run-local {actual.get(node)}"
             )
     return problems
 
@@ -329,3 +342,155 @@ def check_dag_project(fp: FeatureProject, rng: Any) -> list[str]:
                 problems += check_step_dag(case.name, grouping, kedro_pipeline, steps)
                 problems += check_selection(case.name, grouping, kedro_pipeline, steps, node)
     return problems
+
+
+# --- whole runs of generated projects: the check make test and make fuzz-kedro share -------------------
+
+RUN_PROJECT_SIZE = 25  # cases per run project: one Kedro start per step reads the whole project's config
+RERUN_CASES = 8  # cases per run project whose --from-nodes rerun is checked (one node each, one rerun)
+_CASE_NAME = re.compile(r"(?<![A-Za-z0-9])(c\d{3})(?![0-9])")
+REPLAY_CASE = "python -m tests.equivalence.fuzz_kedro --replay"
+
+
+@dataclass(frozen=True)
+class RunProject:
+    """One project of the whole-run comparison: its generated cases are a function of (seed, catch_all)."""
+
+    seed: int
+    catch_all: bool
+    size: int = RUN_PROJECT_SIZE
+
+    @property
+    def package(self) -> str:
+        return f"kvc_run_{self.seed}{'_ca' if self.catch_all else ''}"
+
+    def case_token(self, case: str) -> str:
+        """What ``fuzz_kedro --replay`` takes to run exactly this case again."""
+        return f"{self.seed}:{case}{':catchall' if self.catch_all else ''}"
+
+    def cases(self) -> tuple[Any, ...]:
+        from kedro_vertex_ci.testing.featuregen import generate_cases
+
+        return generate_cases(
+            self.seed,
+            self.size,
+            self.package,
+            catch_all=self.catch_all,
+            allow_unrunnable=False,
+            acyclic_tags=True,
+        )
+
+    def write(self, root: Path, only: str | None = None) -> FeatureProject:
+        """The project on disk; ``only``: just that case (cases never share a dataset, parameter or node)."""
+        from kedro_vertex_ci.testing.featuregen import write_feature_project
+
+        cases = [c for c in self.cases() if only is None or c.name == only]
+        if not cases:
+            raise ValueError(f"seed {self.seed} generates no case {only!r} (cases c000..c{self.size - 1:03d})")
+        return write_feature_project(
+            root, self.package, cases, catch_all=self.catch_all, batch_size=len(cases)
+        )
+
+
+def parse_case_token(token: str) -> tuple[RunProject, str]:
+    """``SEED:cNNN[:catchall]`` (as failure messages print it) -> the project and the case name."""
+    seed, case, *rest = token.split(":")
+    if not seed.lstrip("-").isdigit() or not _CASE_NAME.fullmatch(case) or rest not in ([], ["catchall"]):
+        raise ValueError(f"--replay {token!r}: expected SEED:cNNN or SEED:cNNN:catchall")
+    return RunProject(int(seed), bool(rest), size=int(case[1:]) + 1), case
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What ``kedro run`` of a run project wrote and which hook calls it made, per node."""
+
+    files: Mapping[str, bytes]
+    hooks: Mapping[str, list[str]]
+
+
+def fresh_copy(source: Path, target: Path) -> Path:
+    """The generated project without anything a run left: a new place for one run."""
+    ignore_run = ("data", "hooklog", "info.log*", ".kedro-vertex-ci", "__pycache__")
+    import shutil
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*ignore_run))
+    (target / "data").mkdir()
+    return target
+
+
+def kedro_reference(fp: FeatureProject, work: Path) -> Reference:
+    """Run the project with ``kedro run`` (in-process, as the CLI does) in a copy; what it wrote."""
+    reference = fresh_copy(fp.path, work / "kedro-run" / fp.path.name)
+    kedro_run(reference, "__default__")
+    found = Reference(data_files(reference), hook_calls(reference))
+    if len(found.files) < len(fp.cases) or len(found.hooks) < 2 * len(fp.cases):
+        raise AssertionError(f"{fp.package}: kedro run wrote too little to compare with: the oracle did not run")
+    return found
+
+
+def check_run(
+    project_spec: RunProject,
+    fp: FeatureProject,
+    reference: Reference,
+    grouping: str,
+    work: Path,
+    rerun: bool,
+) -> list[str]:
+    """``run-local`` with ``grouping`` in a fresh copy writes exactly ``reference``'s files, makes the same
+    hook calls per node, logs no logging error and reaches the project's own ``info.log``; with ``rerun``, a
+    ``--from-nodes`` rerun (one random node of each of :data:`RERUN_CASES` cases) into the same run id
+    leaves the files as they were. Every problem starts with the case it belongs to and how to replay it."""
+    project = fresh_copy(fp.path, work / grouping / fp.path.name)
+    label_of = case_labeller(project_spec, grouping)
+    result = run_local(project, grouping, "__default__")
+    if result["_exit"] != 0:
+        failed = failed_steps(result)
+        return [f"{label_of(f)}: run-local failed: {f}" for f in failed] or [
+            f"{label_of('')}: run-local exit {result['_exit']}: {result['_stderr'][-2000:]}"
+        ]
+    problems = compare_files(label_of, reference.files, data_files(project))
+    problems += compare_hooks(label_of, reference.hooks, hook_calls(project))
+    problems += logging_errors(result, label_of)
+    problems += [
+        f"{label_of(node)}: info.log (conf/logging.yml) lacks node {node}"
+        for node in sorted(set(reference.hooks) - info_log_nodes(project))
+    ]
+    if not rerun or problems:
+        return problems
+    nodes = rerun_nodes(project_spec, reference.hooks)
+    again = run_local(
+        project, grouping, "__default__", "--run-id", result["run_id"], "--from-nodes", ",".join(nodes)
+    )
+    if again["_exit"] != 0:
+        return [f"{label_of(f)}: --from-nodes {','.join(nodes)} failed: {f}" for f in failed_steps(again)] or [
+            f"{label_of('')}: --from-nodes rerun exit {again['_exit']}: {again['_stderr'][-2000:]}"
+        ]
+    after = compare_files(label_of, reference.files, data_files(project))
+    return [f"{p} (after --from-nodes {','.join(nodes)})" for p in after]
+
+
+def case_labeller(project_spec: RunProject, grouping: str) -> Labeller:
+    """A file key, node or step name -> ``SEED:cNNN[:catchall] [grouping]``, the token ``--replay`` takes
+    (the project when the name holds no case)."""
+
+    def label_of(name: str) -> str:
+        found = _CASE_NAME.search(name)
+        if found:
+            return f"{project_spec.case_token(found.group(1))} [{grouping}]"
+        return f"{project_spec.package} (seed {project_spec.seed}) [{grouping}]"
+
+    return label_of
+
+
+def rerun_nodes(project_spec: RunProject, hooks: Mapping[str, Sequence[str]]) -> list[str]:
+    """One node of each of :data:`RERUN_CASES` cases, chosen by the project's seed; a case's node depends on
+    its own token only, so a case replayed alone reruns the same node."""
+    import random
+
+    by_case: dict[str, list[str]] = {}
+    for node in sorted(hooks):
+        found = _CASE_NAME.search(node)
+        if found:
+            by_case.setdefault(found.group(1), []).append(node)
+    chosen = random.Random(project_spec.seed).sample(sorted(by_case), k=min(RERUN_CASES, len(by_case)))
+    return [random.Random(project_spec.case_token(c)).choice(by_case[c]) for c in sorted(chosen)]

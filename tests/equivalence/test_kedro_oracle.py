@@ -6,9 +6,12 @@ fixed seed and a rotating one (``KVC_ORACLE_SEED`` to replay; every failure mess
 - Step DAG (every case, every grouping, in-process): every edge of ``Pipeline.node_dependencies`` is implied
   by the step graph, every step edge is explained by a Kedro edge, ``--from-nodes``/``--to-nodes`` keep what
   Kedro's ``from_nodes``/``to_nodes`` keep, and a refused tag grouping really has a cycle.
-- Whole runs (fewer cases, summed into one pipeline): ``run-local`` with identity, tag and auto grouping
-  writes byte-identical files and makes the same hook calls per node as ``kedro run``, with no logging error
-  and every node in the project's own ``info.log``; a ``--from-nodes`` rerun into the same run keeps them.
+- Whole runs (200 cases: 8 projects of 25, 4 from the fixed seed, 4 from the rotating one, every other one
+  with a catch-all pattern): ``run-local`` with identity, tag and auto grouping writes byte-identical files
+  and makes the same hook calls per node as ``kedro run``, with no logging error and every node in the
+  project's own ``info.log``; in 3 of the 24 runs (one per grouping) a ``--from-nodes`` rerun of one
+  node of each of 8 cases into the same run id keeps them. Every failure line names its case as ``SEED:cNNN[:catchall]``, which
+  ``python -m tests.equivalence.fuzz_kedro --replay`` runs alone.
 
 ``make fuzz-kedro`` runs the same checks on thousands of cases (``tests/equivalence/fuzz_kedro.py``).
 """
@@ -17,9 +20,7 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,6 @@ from tests.equivalence import oracle
 FIXED_SEED = 20261130
 ROTATING_SEED = int(os.environ.get("KVC_ORACLE_SEED") or time.time())
 DAG_CASES = {FIXED_SEED: (150, 50), ROTATING_SEED: (60, 20)}  # seed -> (plain cases, catch-all cases)
-RUN_CASES = 6  # per run project; each is run by kedro and by run-local with every grouping
 
 
 def _replay(seed: int) -> str:
@@ -55,58 +55,73 @@ def test_step_dags_agree_with_kedro_on_generated_projects(tmp_path, seed):
 
 # --- whole runs -----------------------------------------------------------------------------------------
 
-RUN_VARIANTS = {"plain": FIXED_SEED, "catchall": ROTATING_SEED}
+# Projects of oracle.RUN_PROJECT_SIZE cases each (seed, seed + 1, ...); every other one with a catch-all
+# {default} pattern. Name -> (the seed KVC_ORACLE_SEED replays it with, the project).
+RUN_PROJECTS = {
+    **{f"fixed{i}": (FIXED_SEED, oracle.RunProject(FIXED_SEED + i, catch_all=i % 2 == 1)) for i in range(4)},
+    **{
+        f"rotating{i}": (ROTATING_SEED, oracle.RunProject(ROTATING_SEED + i, catch_all=i % 2 == 0))
+        for i in range(4)
+    },
+}
+# Project -> the grouping whose run is followed by a --from-nodes rerun (one per grouping; a rerun is a whole
+# run-local start for a few steps, so it is checked on a sample).
+RERUNS = {"fixed0": "identity", "fixed1": "tag", "rotating0": "auto"}
 
 
-def _fresh_copy(source: Path, target: Path) -> Path:
-    ignore = shutil.ignore_patterns("data", "hooklog", "info.log*", ".kedro-vertex-ci", "__pycache__")
-    shutil.copytree(source, target, ignore=ignore)
-    (target / "data").mkdir()
-    return target
-
-
-@pytest.fixture(scope="module", params=sorted(RUN_VARIANTS))
+@pytest.fixture(scope="module", params=sorted(RUN_PROJECTS))
 def kedro_oracle(request, tmp_path_factory):
-    """A run project per variant, run once by Kedro: (project, files Kedro wrote, hook calls per node)."""
-    variant = request.param
-    seed = RUN_VARIANTS[variant]
-    package = f"kvc_run_{variant}_{seed}"
-    root = tmp_path_factory.mktemp(f"oracle-{variant}")
-    cases = generate_cases(
-        seed, RUN_CASES, package, catch_all=variant == "catchall", allow_unrunnable=False, acyclic_tags=True
-    )
-    fp = write_feature_project(root, package, cases, catch_all=variant == "catchall", batch_size=RUN_CASES)
-    reference = _fresh_copy(fp.path, root / "kedro-run" / package)
-    oracle.kedro_run(reference, "__default__")
-    files, hooks = oracle.data_files(reference), oracle.hook_calls(reference)
-    assert len(files) >= RUN_CASES and len(hooks) >= 2 * RUN_CASES  # the oracle really ran
-    return fp, seed, files, hooks
+    """A run project, run once by Kedro: (its name, spec, the project, what kedro run wrote and called)."""
+    spec = RUN_PROJECTS[request.param][1]
+    root = tmp_path_factory.mktemp(f"oracle-{request.param}")
+    fp = spec.write(root / "generated")
+    return request.param, spec, fp, oracle.kedro_reference(fp, root)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("grouping", GROUPINGS)
 def test_run_local_writes_what_kedro_run_writes(kedro_oracle, grouping, tmp_path):
-    fp, seed, files, hooks = kedro_oracle
-    label = f"{fp.path.name} [{grouping}] {_replay(seed)}"
-    project = _fresh_copy(fp.path, tmp_path / fp.path.name)
-    result = oracle.run_local(project, grouping, "__default__")
-    assert result["_exit"] == 0, (
-        f"{label}: run-local failed: {oracle.failed_steps(result)} {result['_stderr'][-2000:]}"
+    """Every case of every run project, with every grouping (and the --from-nodes reruns of RERUNS)."""
+    name, spec, fp, reference = kedro_oracle
+    rerun = RERUNS.get(name) == grouping
+    problems = oracle.check_run(spec, fp, reference, grouping, tmp_path, rerun=rerun)
+    assert not problems, (
+        f"{len(problems)} disagreement(s) with kedro run in {name} ({spec.package}), "
+        f"{_replay(RUN_PROJECTS[name][0])}; one case alone: {oracle.REPLAY_CASE} <SEED:cNNN[:catchall]>"
+        " as each line starts:\n" + "\n".join(problems[:40])
     )
-    problems = oracle.compare_files(label, files, oracle.data_files(project))
-    problems += oracle.compare_hooks(label, hooks, oracle.hook_calls(project))
-    problems += oracle.logging_errors(result)
-    missing = set(hooks) - oracle.info_log_nodes(project)
-    if missing:
-        problems.append(f"{label}: info.log (conf/logging.yml) lacks the nodes {sorted(missing)}")
-    assert not problems, "\n".join(problems[:40])
 
-    node = random.Random(seed).choice(sorted(hooks))
-    again = oracle.run_local(
-        project, grouping, "__default__", "--run-id", result["run_id"], "--from-nodes", node
-    )
-    assert again["_exit"] == 0, f"{label}: --from-nodes {node} failed: {oracle.failed_steps(again)}"
-    assert not oracle.compare_files(f"{label} after --from-nodes {node}", files, oracle.data_files(project))
+
+def test_at_least_200_cases_are_run_whole_per_make_test():
+    specs = [spec for _, spec in RUN_PROJECTS.values()]
+    assert sum(spec.size for spec in specs) >= 200
+    assert {spec.catch_all for spec in specs} == {True, False}
+    assert len({spec.package for spec in specs}) == len(specs)
+    assert set(RERUNS.values()) == set(GROUPINGS) and set(RERUNS) <= set(RUN_PROJECTS)
+
+
+def test_a_replayed_case_is_the_case_the_run_project_holds(tmp_path):
+    spec = RUN_PROJECTS["fixed1"][1]
+    token = spec.case_token("c017")
+    again, case = oracle.parse_case_token(token)
+    assert (again.seed, again.catch_all, case) == (spec.seed, spec.catch_all, "c017")
+    alone = again.write(tmp_path, only=case)
+    assert alone.cases == tuple(c for c in spec.cases() if c.name == "c017")
+    assert alone.package == spec.package
+    with pytest.raises(ValueError, match="SEED:cNNN"):
+        oracle.parse_case_token("17:c017:catch")
+
+
+def test_every_problem_line_starts_with_the_case_to_replay():
+    spec = RUN_PROJECTS["fixed1"][1]
+    label_of = oracle.case_labeller(spec, "tag")
+    problems = oracle.compare_files(label_of, {"fac/c007/d1.json": b"1", "c012_d0.json": b"2"}, {"fac/c007/d1.json": b"3"})
+    problems += oracle.compare_hooks(label_of, {"c003_ns.c003_n1": ["a"]}, {"c003_ns.c003_n1": ["b"]})
+    tokens = [line.split(" ", 1)[0] for line in problems]
+    assert tokens == [spec.case_token(c) for c in ("c012", "c007", "c003")]
+    assert all(oracle.parse_case_token(t)[0] == oracle.RunProject(spec.seed, True, int(t.split(":")[1][1:]) + 1)
+               for t in tokens)
+    assert label_of("c001-ns-c001-n2 failed (exit 1): boom").startswith(spec.case_token("c001"))
 
 
 def test_the_generator_is_a_function_of_its_seed(tmp_path):

@@ -365,3 +365,51 @@ def test_only_known_libraries_the_project_source_imports_are_preloaded(tmp_path)
     )
     assert project_libraries(tmp_path) == ["numpy", "sklearn.ensemble"]
     assert project_libraries(tmp_path / "missing") == []
+
+
+_IMPORTS_AFTER_FORK = '''
+import json, os, sys
+from pathlib import Path
+from kedro_vertex_ci.local import zygote
+
+zygote.preload(Path.cwd())
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(read)
+    before = set(sys.modules)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    zygote._fresh_logging()
+    from kedro_vertex_ci.runtime.main import main
+
+    code = main(sys.argv[1:])
+    os.write(write, json.dumps([code, sorted(set(sys.modules) - before)]).encode())
+    os._exit(0)
+os.close(write)
+chunks = []
+while chunk := os.read(read, 65536):
+    chunks.append(chunk)
+os.waitpid(pid, 0)
+print(b"".join(chunks).decode())
+'''
+
+
+def test_a_forked_step_imports_only_the_project_itself(tmp_path):
+    """Whatever a step imports after the fork it imports again in every step (pydantic.main alone was ~0.1 s
+    CPU per step): the fork server must have imported everything but the project's own package."""
+    from kedro_vertex_ci.testing.featuregen import generate_cases, write_feature_project
+
+    package = "kvc_zygote_imports"
+    fp = write_feature_project(tmp_path, package, generate_cases(3, 1, package, allow_unrunnable=False))
+    assert "name='c000_n0'" in fp.cases[0].code and "namespace" not in fp.cases[0].code  # seed 3's case
+    argv = ["--pipeline", "__default__", "--env", "identity", "--node", "c000_n0", "--run-id", "r1",
+            "--job-name", "j", "--root", str(tmp_path / "root")]
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER_FORK, *argv], cwd=fp.path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    code, imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert code == 0
+    assert [m for m in imported if m.split(".")[0] != package] == []
+    assert f"{package}.settings" in imported  # the step did start the project
