@@ -56,7 +56,7 @@ CORE_MODULES = (
     "omegaconf",
     "pydantic",
     "cloudpickle",
-    "zstandard",
+    "kedro_vertex_ci.runtime.zstdio",  # the zstd binding (backports.zstd before Python 3.14)
 )
 OPTIONAL_MODULES = (
     "numpy",
