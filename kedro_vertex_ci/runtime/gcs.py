@@ -75,6 +75,10 @@ def _backoff(attempt: int) -> None:
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
+    """What a dropped, reset, timed-out or cut-off connection raises (through requests, or from urllib3 and
+    http.client directly when a download's body is read)."""
+    import http.client
+
     import requests
     import urllib3.exceptions
 
@@ -82,8 +86,8 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
         requests.ConnectionError,
         requests.Timeout,
         requests.exceptions.ChunkedEncodingError,  # the answer's body was cut off
-        urllib3.exceptions.ProtocolError,
-        urllib3.exceptions.ReadTimeoutError,
+        urllib3.exceptions.HTTPError,  # ProtocolError, ReadTimeoutError, IncompleteRead, ...
+        http.client.HTTPException,
         ConnectionError,
     )
 
