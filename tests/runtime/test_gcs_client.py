@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import pickle
 import threading
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ class FlakyProxy:
     def __init__(self, upstream: str, faults: dict[tuple[str, int], str]):
         self.faults = faults
         self.seen: list[tuple[str, str]] = []
+        self.authorization: list[str] = []
         counts: dict[str, int] = {}
         target = urlsplit(upstream)
         proxy = self
@@ -46,6 +48,7 @@ class FlakyProxy:
                 counts[self.command] = counts.get(self.command, 0) + 1
                 fault = proxy.faults.get((self.command, counts[self.command]), "")
                 proxy.seen.append((self.command, fault))
+                proxy.authorization.append(self.headers.get("Authorization", ""))
                 if fault == "drop":
                     self.close_connection = True
                     return
@@ -176,6 +179,36 @@ def test_intermediate_dataset_round_trips_a_multi_chunk_object_through_the_flaky
     np.testing.assert_array_equal(IntermediateDataset.for_run(f"gs://{BUCKET}/gcs-client", "run", "arr").load(),
                                   array)
     assert [fault for _, fault in flaky.seen if fault] == ["lost", "503"]
+
+
+def test_without_an_emulator_every_call_carries_the_application_default_credentials(
+    flaky, no_backoff, monkeypatch, tmp_path
+):
+    """The Vertex path: google-auth's AuthorizedSession with ADC (here `gcloud auth application-default login`
+    credentials refreshed at the loopback fake of Google's OAuth endpoint); the API base URL, which would be
+    storage.googleapis.com, is pointed at the proxy in front of the emulator."""
+    from tests.fakes.google import FakeGoogle
+
+    fake = FakeGoogle().start()
+    try:
+        adc = tmp_path / "adc.json"
+        adc.write_text(json.dumps({"type": "authorized_user", "client_id": "x", "client_secret": "y",
+                                   "refresh_token": "1//refresh-SECRET", "token_uri": f"{fake.url}/token"}))
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+        # google-auth replaces a user file's token_uri with Google's, which would leave this machine.
+        monkeypatch.setattr("google.oauth2.credentials._GOOGLE_OAUTH2_TOKEN_ENDPOINT", f"{fake.url}/token")
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-project")
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+        monkeypatch.setattr(gcs, "API", flaky.url)
+        monkeypatch.setattr(gcs, "_sessions", {})
+        dataset = IntermediateDataset.for_run(f"gs://{BUCKET}/gcs-client-adc", "run", "x")
+        dataset.save({"v": list(range(1000))})
+        assert IntermediateDataset.for_run(f"gs://{BUCKET}/gcs-client-adc", "run", "x").load()["v"][-1] == 999
+        issued = list(fake.issued_tokens)
+    finally:
+        fake.stop()
+    assert len(issued) == 1 and flaky.authorization
+    assert set(flaky.authorization) == {f"Bearer {issued[0]}"}
 
 
 def test_emulator_host_without_scheme_is_http():
