@@ -25,8 +25,9 @@ def writer(out: IO[bytes], level: int, threads: int) -> Any:
 
     ``threads``: compression worker threads, ``-1`` for one per CPU, ``0`` to compress in the caller's thread.
     """
-    workers = (os.cpu_count() or 1) if threads < 0 else threads
     parameter = _zstd.CompressionParameter
+    workers = (os.cpu_count() or 1) if threads < 0 else threads
+    workers = min(workers, parameter.nb_workers.bounds()[1])  # 0 where libzstd was built without threads
     options: dict[int, int] = {parameter.compression_level: level}
     if workers:
         options[parameter.nb_workers] = workers
