@@ -146,17 +146,15 @@ def build_plan(
         host_aliases=_host_aliases(run_config),
         config_providers=_config_providers(run_config),
         run_times=run_times,
-        artifacts=_artifacts(graph, steps, resources) if run_config.artifacts else {},
+        artifacts=_artifacts(graph, steps) if run_config.artifacts else {},
     )
 
 
-def _artifacts(graph: PipelineGraph, steps: tuple[Step, ...], resources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    """Per container step, the catalog datasets its nodes write (transcoded names once, by their base)."""
+def _artifacts(graph: PipelineGraph, steps: tuple[Step, ...]) -> dict[str, tuple[str, ...]]:
+    """Per step (container or CustomJob), the catalog datasets its nodes write (transcoded names once)."""
     outputs = {node.name: node.outputs for node in graph.nodes}
     declared: dict[str, tuple[str, ...]] = {}
     for step in steps:
-        if resources[step.name].custom_job:
-            continue
         written = {o.split("@", 1)[0]: o for n in step.nodes for o in outputs.get(n, ())
                    if graph.kind(o) is DatasetKind.CATALOG}
         if written:

@@ -323,7 +323,7 @@ class RunConfig(_Model):
         False,
         description="Declare the catalog datasets each step writes as output artifacts (system.Dataset, URI = "
         "the catalog's own path), so lineage shows in Vertex ML Metadata. Steps on a machine_type "
-        "(CustomJob) declare none.",
+        "(CustomJob) too, as GCPC's CustomJob wrapper carries a component's outputs.",
     )
     resources: dict[str, ResourceConfig] = Field(
         default_factory=dict,

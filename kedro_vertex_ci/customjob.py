@@ -12,6 +12,11 @@ Vertex runs the step exactly as it runs a GCPC-built one. The step's own contain
 with its ``{{$...}}`` placeholders, env — travels inside the ``worker_pool_specs`` input's default; Vertex
 substitutes those placeholders before the launcher starts the job, as for a container task.
 
+Output artifacts (``run_config.artifacts``) stay in the component's interface, as GCPC keeps the wrapped
+component's, and the step's ``{{$}}`` (the whole ExecutorInput) becomes ``{{$.json_escape[1]}}`` in the
+worker pool: Vertex substitutes the ExecutorInput escaped once, so it sits in the launcher's JSON payload as
+a string, and the launcher's ``json.loads`` hands the step the same ExecutorInput a container task gets.
+
 ``run-local`` has no CustomJob service: :func:`inner_container` takes the step's container back out of a
 compiled launcher task so the dry run runs the step itself.
 """
@@ -28,6 +33,8 @@ GCPC_VERSION = "2.22.0"  # the GCPC release whose launcher and inputs we reprodu
 LAUNCHER_IMAGE = f"gcr.io/ml-pipeline/google-cloud-pipeline-components:{GCPC_VERSION}"
 LAUNCHER_MODULE = "google_cloud_pipeline_components.container.v1.custom_job.launcher"
 LAUNCHER_COMMAND = ("python3", "-u", "-m", LAUNCHER_MODULE)
+EXECUTOR_INPUT = "{{$}}"
+EXECUTOR_INPUT_IN_PAYLOAD = "{{$.json_escape[1]}}"  # GCPC's utils._replace_executor_placeholder
 OUTPUT = "gcp_resources"  # the launcher writes the CustomJob's resource name here
 BOOT_DISK_TYPE = "pd-ssd"
 BOOT_DISK_SIZE_GB = 100
@@ -125,8 +132,8 @@ def worker_pool_specs(
             "replica_count": 1,
             "container_spec": {
                 "image_uri": image,
-                "command": list(command),
-                "args": list(args),
+                "command": _in_payload(command),
+                "args": _in_payload(args),
                 "env": [{"name": name, "value": env[name]} for name in sorted(env)],
             },
             "disk_spec": {
@@ -135,6 +142,16 @@ def worker_pool_specs(
             },
         }
     ]
+
+
+def _in_payload(items: Sequence[str]) -> list[str]:
+    """The argv items as they ride in the JSON payload: a whole-item ``{{$}}`` escaped once, as GCPC does."""
+    return [EXECUTOR_INPUT_IN_PAYLOAD if item == EXECUTOR_INPUT else item for item in items]
+
+
+def _from_payload(items: Sequence[Any]) -> list[str]:
+    """The argv items the CustomJob's container receives: the launcher's ``json.loads`` undid the escaping."""
+    return [EXECUTOR_INPUT if str(item) == EXECUTOR_INPUT_IN_PAYLOAD else str(item) for item in items]
 
 
 def launcher_defaults(step: Step, resources: Resources, pools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -205,7 +222,8 @@ def inner_container(task: str, container: Mapping[str, Any], defaults: Mapping[s
 
     ``defaults`` are the launcher component's input defaults (``worker_pool_specs`` among them). The
     machine's vCPUs and memory become container limits when the machine type is one we know, so a Docker
-    dry run is held to roughly what the step gets on Vertex.
+    dry run is held to roughly what the step gets on Vertex. ``{{$.json_escape[1]}}`` reads back as ``{{$}}``:
+    the step gets the ExecutorInput itself, as it does once the launcher parsed its payload.
     """
     pools = defaults.get("worker_pool_specs")
     if not isinstance(pools, list) or not pools or not isinstance(pools[0], Mapping):
@@ -217,8 +235,8 @@ def inner_container(task: str, container: Mapping[str, Any], defaults: Mapping[s
         raise ConfigError(f"spec: CustomJob task {task!r} names no container image")
     inner: dict[str, Any] = {
         "image": spec["image_uri"],
-        "command": list(spec.get("command") or ()),
-        "args": list(spec.get("args") or ()),
+        "command": _from_payload(spec.get("command") or ()),
+        "args": _from_payload(spec.get("args") or ()),
         "env": [{"name": e["name"], "value": e.get("value", "")} for e in spec.get("env") or ()],
     }
     limits = _machine_limits(str((pools[0].get("machine_spec") or {}).get("machine_type", "")))

@@ -78,6 +78,18 @@ CASES: dict[str, Plan] = {
         resources={"train": Resources(machine_type="n1-standard-8", service_account=SA, network=VPC)},
         caching=False,
     ),
+    "artifacts-on-machines": _plan(
+        FAN,
+        artifacts={"split": ("test", "train"), "train-a": ("model_a",), "train-b": ("model_b@pickle",),
+                   "evaluate": ("report@pandas", "metrics")},
+        params=ALL_TYPES[1:2],
+        resources={
+            "train-a": Resources(machine_type="n1-standard-8", spot=True),
+            "train-b": Resources(machine_type="g2-standard-8", accelerator_type="NVIDIA_L4"),
+            "evaluate": Resources(machine_type="n2-highmem-4"),
+        },
+        extra_env={"A": "x"},
+    ),
     "cpu-memory-ignored-on-a-machine": _plan(
         (Step("train", ("train_model",)),),
         resources={"train": Resources(cpu="64", memory="512Gi", machine_type="n1-standard-4")},
@@ -140,6 +152,14 @@ def test_cases_exercise_what_their_names_say() -> None:
     sa = _emitted(CASES["service-account-and-network"])["components"]["comp-train"]["inputDefinitions"]
     assert sa["parameters"]["service_account"]["defaultValue"] == SA
     assert sa["parameters"]["network"]["defaultValue"] == VPC
+    artifacts = _emitted(CASES["artifacts-on-machines"])
+    train_b = artifacts["components"]["comp-train-b"]
+    assert set(train_b["outputDefinitions"]["artifacts"]) == {"model_b_pickle"}
+    assert "gcp_resources" in train_b["outputDefinitions"]["parameters"]
+    inner = _pool(artifacts, "train-b")["container_spec"]["args"]
+    assert inner[inner.index("--executor-input") + 1] == customjob.EXECUTOR_INPUT_IN_PAYLOAD
+    split = artifacts["deploymentSpec"]["executors"]["exec-split"]["container"]["args"]
+    assert split[split.index("--executor-input") + 1] == "{{$}}"  # a container step keeps the plain one
     ignored = _emitted(CASES["cpu-memory-ignored-on-a-machine"])["deploymentSpec"]["executors"]["exec-train"]
     assert "resources" not in ignored["container"]
 

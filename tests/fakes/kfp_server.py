@@ -14,7 +14,6 @@ whose ``aud`` is the OAuth client id, as Identity-Aware Proxy checks); ``dex`` (
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 import email.parser
 import email.policy
 import itertools
@@ -24,6 +23,7 @@ import secrets
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any

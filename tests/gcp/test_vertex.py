@@ -48,6 +48,18 @@ def test_submit_sends_spec_root_identity_network_labels_with_exchanged_token(fak
     assert job["state"] == "PIPELINE_STATE_PENDING"
 
 
+def test_customjob_steps_declaring_artifacts_are_accepted_as_emitted(fake, vertex):
+    """run_config.artifacts on steps with a machine_type: the launcher tasks keep their output artifacts."""
+    from kedro_vertex_ci import spec
+    from tests.test_customjob_parity import CASES
+
+    emitted = spec.spec_to_dict(spec.emit(CASES["artifacts-on-machines"]))
+    vertex.submit(pipeline_job_body(emitted, _settings()), "artifacts-1")
+    stored = fake.jobs["artifacts-1"]["pipelineSpec"]
+    assert stored == emitted
+    assert set(stored["components"]["comp-train-a"]["outputDefinitions"]["artifacts"]) == {"model_a"}
+
+
 def test_fake_rejects_a_spec_that_is_not_a_pipeline_spec(fake, vertex, tiny_spec):
     bad = {**tiny_spec, "root": {"dag": {"tasks": {"t": {"noSuchField": 1}}}}}
     with pytest.raises(CloudError, match="rejected the request as invalid"):

@@ -1,6 +1,7 @@
 """``run_config.artifacts: true`` (kedro-vertexai #172): each step declares the catalog datasets it writes as
-``system.Dataset`` output artifacts and reports their catalog URIs in its ExecutorOutput (spec parity with
-kfp.compiler is in tests/test_spec_parity.py, case ``artifacts``)."""
+``system.Dataset`` output artifacts and reports their catalog URIs in its ExecutorOutput, a step on a
+``machine_type`` (a CustomJob) too (spec parity with kfp.compiler is in tests/test_spec_parity.py, case
+``artifacts``, and tests/test_customjob_parity.py, case ``artifacts-on-machines``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kedro_vertex_ci import customjob
 from kedro_vertex_ci.cli import cli
 from kedro_vertex_ci.runtime.artifacts import dataset_uri, executor_output
 from tests.conftest import minimal_vertexai
@@ -23,12 +25,12 @@ def make():
 
 
 def keep(x):
-    return x
+    return x, x
 
 
 def register_pipelines():
     return {"__default__": Pipeline([node(make, None, "table", name="make"),
-                                     node(keep, "table", "scratch", name="keep")])}
+                                     node(keep, "table", ["copy", "scratch"], name="keep")])}
 """
 
 
@@ -36,8 +38,10 @@ def register_pipelines():
 def project(kedro_new_project: Path, fresh_demo_modules: None) -> Path:
     (kedro_new_project / "src" / "demo" / "pipeline_registry.py").write_text(REGISTRY)
     (kedro_new_project / "conf" / "base" / "catalog.yml").write_text(
-        "table:\n  type: json.JSONDataset\n  filepath: data/02_intermediate/table.json\n")
-    (kedro_new_project / "conf" / "base" / "vertexai.yml").write_text(minimal_vertexai(artifacts="true"))
+        "table:\n  type: json.JSONDataset\n  filepath: data/02_intermediate/table.json\n"
+        "copy:\n  type: json.JSONDataset\n  filepath: data/03_primary/copy.json\n")
+    (kedro_new_project / "conf" / "base" / "vertexai.yml").write_text(minimal_vertexai(
+        artifacts="true", resources="{keep: {machine_type: n1-standard-4}}"))
     settings = kedro_new_project / "src" / "demo" / "settings.py"
     settings.write_text(settings.read_text() + '\nDISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)\n')
     return kedro_new_project
@@ -54,11 +58,14 @@ def test_uris_of_local_and_remote_catalog_paths(tmp_path: Path):
 
 @pytest.mark.slow
 def test_a_step_reports_where_the_catalog_wrote_its_datasets(project: Path, tmp_path: Path):
+    """``make`` is a container step, ``keep`` a CustomJob: run-local honours both declarations."""
     out = project / "p.json"
     assert CliRunner().invoke(cli, ["--project", str(project), "compile", "-o", str(out)]).exit_code == 0
     spec = json.loads(out.read_text())
     assert set(spec["components"]["comp-make"]["outputDefinitions"]["artifacts"]) == {"table"}
-    assert "outputDefinitions" not in spec["components"]["comp-keep"]  # "scratch" is no catalog dataset
+    # "scratch" is no catalog dataset; "copy" is declared although the step runs as a CustomJob
+    assert set(spec["components"]["comp-keep"]["outputDefinitions"]["artifacts"]) == {"copy"}
+    assert spec["deploymentSpec"]["executors"]["exec-keep"]["container"]["image"] == customjob.LAUNCHER_IMAGE
 
     result = CliRunner().invoke(cli, ["--project", str(project), "run-local", "--no-preload", "--run-id", "r1",
                                       "--root", str(tmp_path / "runs")], catch_exceptions=False)
@@ -68,6 +75,11 @@ def test_a_step_reports_where_the_catalog_wrote_its_datasets(project: Path, tmp_
     assert written == {"artifacts": {"table": {"artifacts": [
         {"name": "table", "uri": str(table.resolve()), "metadata": {"kedro_dataset": "table"}}]}}}
     assert json.loads(table.read_text()) == {"rows": 3}
+    copy = project / "data" / "03_primary" / "copy.json"
+    assert json.loads((tmp_path / "runs" / "r1" / "outputs" / "keep" / "executor_output.json").read_text()) == {
+        "artifacts": {"copy": {"artifacts": [
+            {"name": "copy", "uri": str(copy.resolve()), "metadata": {"kedro_dataset": "copy"}}]}}}
+    assert json.loads(copy.read_text()) == {"rows": 3}
 
 
 def test_the_0x_key_carries_over_with_a_warning():
