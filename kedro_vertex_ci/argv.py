@@ -23,6 +23,8 @@ ROOT_PLACEHOLDER = "{{$.pipeline_root}}"
 # kfp's dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER / PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER
 SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"
 CREATE_TIME_PLACEHOLDER = "{{$.pipeline_job_create_time_utc}}"
+# kfp's dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER: projects/P/locations/L/pipelineJobs/ID on Vertex
+PIPELINE_JOB_PLACEHOLDER = "{{$.pipeline_job_resource_name}}"
 
 
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"  # the whole KFP ExecutorInput as JSON (outputs.outputFile among it)
@@ -90,6 +92,10 @@ def build_step_args(plan: Plan, step: Step, resources: Resources | None = None) 
     args += ["--run-id", RUN_ID_PLACEHOLDER, "--job-name", JOB_NAME_PLACEHOLDER, "--root", ROOT_PLACEHOLDER]
     if plan.run_times:
         args += ["--scheduled-time", SCHEDULE_TIME_PLACEHOLDER, "--create-time", CREATE_TIME_PLACEHOLDER]
+    if plan.experiment:  # a run a schedule started joins the experiment from its steps (runtime/experiment.py)
+        args += ["--pipeline-job", PIPELINE_JOB_PLACEHOLDER, "--experiment", plan.experiment]
+        if plan.experiment_description:
+            args += ["--experiment-description", plan.experiment_description]
     for dataset in step.reads:
         args += ["--read", dataset]
     for dataset in step.writes:
@@ -209,6 +215,9 @@ class StepInvocation:
     artifacts: dict[str, str] = field(default_factory=dict)  # catalog dataset -> output artifact name
     scheduled_time: str | None = None  # the schedule's fire time (empty for a one-off run)
     create_time: str | None = None  # the job's create time
+    pipeline_job: str | None = None  # the job's resource name (with run_config.experiment_name)
+    experiment: str | None = None  # run_config.experiment_name
+    experiment_description: str | None = None
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -246,6 +255,9 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
     parser.add_argument("--artifact", action="append", default=[])
     parser.add_argument("--scheduled-time", default=None)
     parser.add_argument("--create-time", default=None)
+    parser.add_argument("--pipeline-job", default=None)
+    parser.add_argument("--experiment", default=None)
+    parser.add_argument("--experiment-description", default=None)
     ns = parser.parse_args(argv)
     params: dict[str, Any] = {}
     for item in ns.param:
@@ -281,4 +293,7 @@ def parse_step_args(argv: list[str]) -> StepInvocation:
         artifacts=dict(_split_assignment(item) for item in ns.artifact),
         scheduled_time=ns.scheduled_time,
         create_time=ns.create_time,
+        pipeline_job=ns.pipeline_job or None,
+        experiment=ns.experiment or None,
+        experiment_description=ns.experiment_description or None,
     )

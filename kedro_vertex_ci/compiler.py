@@ -147,6 +147,8 @@ def build_plan(
         config_providers=_config_providers(run_config),
         run_times=run_times,
         artifacts=_artifacts(graph, steps) if run_config.artifacts else {},
+        experiment=run_config.experiment_name or None,
+        experiment_description=(run_config.experiment_description or None) if run_config.experiment_name else None,
     )
 
 

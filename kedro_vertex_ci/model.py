@@ -173,3 +173,6 @@ class Plan:
     # run_config.artifacts: per step, the catalog datasets its nodes write, declared as output artifacts
     artifacts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     run_times: bool = False  # config uses ${vertex:scheduled_time|scheduled_date}: steps get the job's times
+    # run_config.experiment_name: each step gets its job's resource name and adds a scheduled run to it
+    experiment: str | None = None
+    experiment_description: str | None = None

@@ -179,12 +179,13 @@ def _kfp_args(template: list[str], params: list[PipelineParam], inputs: dict[str
     The value after the flag is found by position, not by matching our placeholder text, so a wrong
     placeholder in ``argv`` would show up as a difference from kfp's output. The same holds for the run's
     times: the value after ``--scheduled-time`` / ``--create-time`` is kfp's ``dsl.PIPELINE_JOB_*_TIME_UTC``
-    placeholder.
+    placeholder, and the one after ``--pipeline-job`` (with an experiment) ``dsl.PIPELINE_JOB_RESOURCE_NAME``.
     """
     from kfp import dsl
 
     kfp_constants = {"--scheduled-time": dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
-                     "--create-time": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER}
+                     "--create-time": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+                     "--pipeline-job": dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER}
     by_key = {p.key: p for p in params}
     args: list[str] = []
     rebuilt: list[str] = []

@@ -30,6 +30,11 @@ CASES: dict[str, Plan] = {
         (Step("train", ("train_model",)),),
         resources={"train": Resources(machine_type="n1-standard-8", image="europe-docker.pkg.dev/p/r/gpu:2")},
     ),
+    "experiment-on-a-machine": _plan(  # the job's resource name placeholder inside GCPC's worker-pool payload
+        (Step("train", ("train_model",)),),
+        resources={"train": Resources(machine_type="n1-standard-8")},
+        experiment="Nightly Forecasts",
+    ),
     "machine-type-only": _plan(
         (Step("train", ("train_model",)),), resources={"train": Resources(machine_type="n1-highmem-16")}
     ),
@@ -130,6 +135,8 @@ def test_cases_exercise_what_their_names_say() -> None:
     assert (
         _pool(_emitted(CASES["accelerator-default-count"]), "train")["machine_spec"]["accelerator_count"] == 1
     )
+    experiment = _pool(_emitted(CASES["experiment-on-a-machine"]), "train")["container_spec"]["args"]
+    assert experiment[experiment.index("--pipeline-job") + 1] == "{{$.pipeline_job_resource_name}}"
     params = _emitted(CASES["params-passed-through"])
     args = _pool(params, "uses-all")["container_spec"]["args"]
     assert "epochs={{$.inputs.parameters['epochs']}}" in args and "--timeout" in args

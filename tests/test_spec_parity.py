@@ -117,6 +117,14 @@ CASES: dict[str, Plan] = {
         on_exit=Step("notify", ("send_notification",)),
         run_times=True,
     ),
+    "experiment": _plan(
+        (Step("daily", ("daily_load",), parameters=("epochs",)),),
+        params=ALL_TYPES[1:2],
+        on_exit=Step("notify", ("send_notification",)),
+        run_times=True,
+        experiment="Nightly Forecasts",
+        experiment_description='it\'s "quoted", with spaces',
+    ),
     "on-exit-everything": _plan(
         (
             Step("prepare", ("prepare",), parameters=("epochs",)),
@@ -193,5 +201,9 @@ def test_every_case_exercises_what_its_name_says() -> None:
     assert split["train"]["artifactType"] == {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}
     daily = emitted["run-times"]["deploymentSpec"]["executors"]["exec-daily"]["container"]["args"]
     assert daily[daily.index("--scheduled-time") + 1] == "{{$.pipeline_job_schedule_time_utc}}"
+    for executor in ("exec-daily", "exec-notify"):  # the on-exit step too: a run that failed early still joins
+        args = emitted["experiment"]["deploymentSpec"]["executors"][executor]["container"]["args"]
+        assert args[args.index("--pipeline-job") + 1] == "{{$.pipeline_job_resource_name}}"
+        assert args[args.index("--experiment") + 1] == "Nightly Forecasts"
     not_cached = emitted["caching-overrides"]["root"]["dag"]["tasks"]["not-cached"]
     assert not_cached["cachingOptions"] == {}

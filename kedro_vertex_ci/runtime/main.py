@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..argv import StepInvocation
+    from .experiment import ExperimentJoin
 
 TIMEOUT_EXIT = 124
 HARD_EXIT_GRACE = 10.0  # seconds after --timeout before the watchdog stops a node stuck in native code
@@ -123,6 +124,24 @@ def main(argv: list[str]) -> int:
             _say(str(err))
             return 2
 
+    joining = _join_experiment(inv)
+    try:
+        return _run(inv)
+    finally:
+        if joining is not None:
+            joining.finish()
+
+
+def _join_experiment(inv: StepInvocation) -> ExperimentJoin | None:
+    """With run_config.experiment_name: a run a schedule started joins it, beside the nodes (never fatal)."""
+    if not (inv.pipeline_job and inv.experiment):
+        return None
+    from .experiment import start_join
+
+    return start_join(inv.pipeline_job, inv.experiment, inv.experiment_description, os.environ)
+
+
+def _run(inv: StepInvocation) -> int:
     project = Path(inv.project or os.getcwd()).resolve()
     if inv.mlflow_start or (inv.mlflow_end and not inv.nodes):
         from ..mlflow_run import run_task

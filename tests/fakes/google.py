@@ -124,6 +124,7 @@ class FakeGoogle:
         self._ids = itertools.count(1000)
         self._job_polls: dict[str, int] = {}
         self._build_polls: dict[str, int] = {}
+        self._fired: dict[str, int] = {}  # jobs a schedule started: polls until their run context exists
         self._server: ThreadingHTTPServer | None = None
         self.issued_tokens: list[str] = []
 
@@ -369,6 +370,8 @@ class FakeGoogle:
             current = self.jobs[job]
             if current["state"] == "PIPELINE_STATE_CANCELLED":
                 return 200, current
+            if job in self._fired:
+                return 200, self._poll_fired(location, job)
             self._job_polls[job] += 1
             state = self.job_states[min(self._job_polls[job], len(self.job_states) - 1)]
             current["state"] = state
@@ -395,6 +398,41 @@ class FakeGoogle:
             current["endTime"] = _now()
             self._job_polls[job] = -10**9  # polls keep reporting CANCELLED
         return 200, {}
+
+    def fire_schedule(self, sid: str, run_context_after_polls: int = 0) -> dict[str, Any]:
+        """Start a run of schedule ``sid`` as Vertex does when its cron fires: a RUNNING job made from the
+        schedule's ``createPipelineJobRequest.pipelineJob``, carrying ``scheduleName``; Vertex then makes its
+        ``system.PipelineRun`` context (child of the pipeline's ``system.Pipeline`` context) after
+        ``run_context_after_polls`` reads of the job. The job stays RUNNING: its steps are what runs now."""
+        with self._lock:
+            schedule = self.schedules[sid]
+            location = schedule["name"].split("/")[3]
+            template = (schedule.get("createPipelineJobRequest") or {}).get("pipelineJob") or {}
+            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+            job_id = f"{_slug(schedule['displayName'])[:100]}-{stamp}-{next(self._ids)}"
+            job = self._new_job("", location, job_id, dict(template))
+            job.update({"state": "PIPELINE_STATE_RUNNING", "startTime": _now(), "scheduleName": schedule["name"]})
+            self._fired[job_id] = run_context_after_polls
+            self._poll_fired(location, job_id, count=False)
+            return job
+
+    def _poll_fired(self, location: str, job_id: str, count: bool = True) -> dict[str, Any]:
+        current = self.jobs[job_id]
+        if count:
+            self._fired[job_id] -= 1
+        if self._fired[job_id] <= 0 and "jobDetail" not in current:
+            run = self._run_context(location, job_id, current)
+            pipeline = self._pipeline_context(location, current)
+            run["parentContexts"] = [pipeline["name"]]
+            current["jobDetail"] = {"pipelineContext": pipeline, "pipelineRunContext": run}
+        return current
+
+    def _pipeline_context(self, location: str, job: dict[str, Any]) -> dict[str, Any]:
+        """The ``system.Pipeline`` context of the job's pipeline (one per pipeline name, shared by its runs)."""
+        pipeline = _slug(job["pipelineSpec"]["pipelineInfo"]["name"])
+        name = f"projects/{self.project_number}/locations/{location}/metadataStores/default/contexts/{pipeline}"
+        return self.contexts.setdefault(name, {"name": name, "displayName": pipeline, "schemaTitle": "system.Pipeline",
+                                               "schemaVersion": "0.0.1", "createTime": _now()})
 
     def job_state(self, job_id: str) -> str:
         return str(self.jobs[job_id]["state"])
@@ -675,6 +713,10 @@ class FakeGoogle:
         if bid not in self.builds:
             raise HttpError(404, f"build {bid} not found")
         return 200, {k: v for k, v in self.builds[bid].items() if not k.startswith("_")}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "run"
 
 
 def _public(resource: dict[str, Any]) -> dict[str, Any]:
