@@ -519,7 +519,8 @@ def measure_data(
             "In one process per (target, size): our `IntermediateDataset` (kedro_vertex_ci.runtime.intermediate, "
             "cloudpickle + zstd, atomic write) vs kedro-vertexai's codec (cloudpickle + bz2 through fsspec, "
             "its dataset's code) vs the floor: writing and reading back the object's uncompressed pickle "
-            "bytes (serialisation not timed). `gcs` = gcp-storage-emulator on 127.0.0.1 through gcsfs: a "
+            "bytes (serialisation not timed). `gcs` = gcp-storage-emulator on 127.0.0.1, ours through its own "
+            "gs:// client (kedro_vertex_ci/runtime/gcs.py), bz2 and the floor through gcsfs: a "
             "pure-Python server, so its absolute numbers say little about real GCS; the ratios are what "
             "matters. Each time is save + load of one object.",
         ],

@@ -13,7 +13,6 @@ from typing import IO, Any
 MAGIC = b"KVC1"
 MAGIC_STORED = b"KVC0"
 ZSTD_LEVEL = 1
-_CHUNK = 1 << 20
 
 
 class CodecError(Exception):
@@ -34,21 +33,19 @@ def dump(
         out.write(MAGIC_STORED)
         cloudpickle.dump(obj, out, protocol=pickle.HIGHEST_PROTOCOL)
         return
-    import zstandard
+    from kedro_vertex_ci.runtime import zstdio  # the runtime's binding: only the checksum differs
 
     out.write(MAGIC)
-    compressor = zstandard.ZstdCompressor(level=level, threads=threads)
-    with compressor.stream_writer(out, closefd=False, write_size=_CHUNK) as writer:
+    with zstdio.writer(out, level, threads) as writer:
         cloudpickle.dump(obj, writer, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load(source: IO[bytes], size: int | None = None) -> Any:
-    import zstandard
+    from kedro_vertex_ci.runtime import zstdio
 
     magic = source.read(len(MAGIC))
     if magic == MAGIC_STORED:
         return pickle.load(source)
     if magic != MAGIC:
         raise CodecError(f"not an unchecked intermediate file (starts with {magic[:4]!r})")
-    reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=_CHUNK, closefd=False)
-    return pickle.load(reader)
+    return pickle.load(zstdio.reader(source))

@@ -63,7 +63,7 @@ CORE_MODULES = (
     "pydantic",
     "pydantic.main",
     "cloudpickle",
-    "zstandard",
+    "kedro_vertex_ci.runtime.zstdio",  # the zstd binding (backports.zstd before Python 3.14)
 )
 OPTIONAL_MODULES = (
     "numpy",

@@ -112,11 +112,10 @@ def dump(
     out.write(head + _DIGEST.pack(_xxh3(head)))
     writer = _HashingWriter(out)
     if compress:
-        import zstandard
+        from . import zstdio
 
-        compressor = zstandard.ZstdCompressor(level=level, threads=threads)
-        sink: Any = writer  # a file-like object, which zstandard accepts (its stubs want IO)
-        with compressor.stream_writer(sink, closefd=False, write_size=BLOCK_SIZE) as stream:
+        sink: Any = writer  # a file-like object (the binding's stubs want IO)
+        with zstdio.writer(sink, level, threads) as stream:
             cloudpickle.dump(obj, stream, protocol=pickle.HIGHEST_PROTOCOL)
     else:
         cloudpickle.dump(obj, writer, protocol=pickle.HIGHEST_PROTOCOL)
@@ -219,14 +218,14 @@ def load(source: IO[bytes], size: int | None = None) -> Any:
         if kind == STORED:
             obj = pickle.load(stream)  # type: ignore[arg-type]  # cloudpickle output is plain pickle
         else:
-            import zstandard
+            from . import zstdio
 
-            source_: Any = stream
-            read_size = max(lengths, default=BLOCK_SIZE)
-            reader = zstandard.ZstdDecompressor().stream_reader(source_, read_size=read_size, closefd=False)
+            reader = zstdio.reader(stream)
             try:
                 obj = pickle.load(reader)
-            except zstandard.ZstdError as err:
+                if reader.read(1):  # also reads the frame's end, so at_end() below sees all of it
+                    raise DamagedError("the payload has bytes after the pickled object")
+            except zstdio.ZstdError as err:
                 raise DamagedError(f"the verified payload does not decompress: {err}") from err
     except (EOFError, pickle.UnpicklingError) as err:  # checksums matched: written damaged, or a bug
         raise DamagedError(f"the payload does not unpickle: {err}") from err
