@@ -164,9 +164,10 @@ def test_a_failed_run_with_wait_fails_the_step_and_says_so(action_env, fake, git
     assert "**PIPELINE_STATE_FAILED**" in github.state.comments[17][0]["body"]
 
 
+@pytest.mark.timeout(1200)
 def test_two_runs_racing_on_one_pr_leave_one_comment(action_env, fake, github) -> None:
     """Two real action processes on the same PR, listing comments in lockstep (the create/create race)."""
-    github.state.list_barrier = threading.Barrier(2, timeout=120)
+    github.state.list_barrier = threading.Barrier(2, timeout=600)  # a loaded CI machine starts them far apart
     # force: two distinct runs (without it the second finds the first's run and reuses it)
     env = {**os.environ, **action_env("pull_request", build="false", force="true"), "PYTHONPATH": str(REPO)}
     procs = []
@@ -175,7 +176,7 @@ def test_two_runs_racing_on_one_pr_leave_one_comment(action_env, fake, github) -
                    "GITHUB_STEP_SUMMARY": f"{env['GITHUB_STEP_SUMMARY']}.{index}"}
         procs.append(subprocess.Popen([sys.executable, "-P", "-m", "action"], env=run_env, cwd=env["GITHUB_WORKSPACE"],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    logs = [proc.communicate(timeout=300)[0] for proc in procs]
+    logs = [proc.communicate(timeout=900)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], logs
     assert len(fake.calls("POST", "pipelineJobs")) == 2
     assert len(github.calls("POST")) == 2  # both created one: the race happened

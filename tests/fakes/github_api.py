@@ -41,7 +41,8 @@ class GitHubState:
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # issue -> comments
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)  # sha -> open PR numbers
     requests: list[Recorded] = field(default_factory=list)
-    list_barrier: threading.Barrier | None = None
+    list_barrier: threading.Barrier | None = None  # the first `parties` list calls meet here, then none
+    barrier_waits: int = 0
     list_lag: int = 0  # a new comment stays invisible to this many list calls
     hidden: dict[int, int] = field(default_factory=dict)  # comment id -> list calls it stays hidden for
     rate_limited: list[tuple[str, int]] = field(default_factory=list)  # (primary|secondary|secondary429, s)
@@ -126,8 +127,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _list(self, issue: int, query: dict[str, list[str]]) -> None:
         state = self.server.state
-        if state.list_barrier is not None:
-            state.list_barrier.wait()
+        barrier = state.list_barrier
+        if barrier is not None:
+            with state.lock:  # only each run's first list waits: later lists must not pair up by chance
+                first = state.barrier_waits < barrier.parties
+                state.barrier_waits += 1
+            if first:
+                barrier.wait()
         per_page = int(query.get("per_page", ["30"])[0])
         page = int(query.get("page", ["1"])[0])
         with state.lock:
