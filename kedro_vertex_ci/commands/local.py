@@ -272,6 +272,8 @@ def _run_local(
     early = _start_preloading(ctx.project) if runner == "subprocess" and preload else None
     try:  # the preload server imports while the project compiles; stopped if nothing is run
         spec, aliases = _load_spec(ctx, spec_file, pipeline, image, overrides)
+        if spec_file is None and run_id and (from_nodes or to_nodes or resume):
+            spec = _spec_of_the_earlier_run(run_root, run_id, spec)
         options = RunOptions(
             root=run_root,
             run_id=run_id,
@@ -324,6 +326,24 @@ def _run_local(
         print_failures(console, result)
         names = ", ".join(s.name for s in result.failed) or "none (stopped)"
         raise StepFailed(f"run {result.run_id} failed: step(s) {names}; logs in {result.run_dir / 'logs'}")
+
+
+def _spec_of_the_earlier_run(root: Path, run_id: str, compiled: dict[str, Any]) -> dict[str, Any]:
+    """A partial rerun continues run ``run_id`` with that run's own spec when the project now compiles to
+    another (different steps would look for data the earlier run never wrote)."""
+    from ..local.run import earlier_spec, spec_digest
+
+    earlier = earlier_spec(root, run_id)
+    if earlier is None or spec_digest(earlier) == spec_digest(compiled):
+        return compiled
+    click.secho(
+        f"run-local: run {run_id} continues with the spec it started with "
+        f"({root.resolve() / run_id / 'spec.json'}): the project now compiles to a different one "
+        "(another grouping, settings or pipeline). Start a new run to use the new spec.",
+        fg="yellow",
+        err=True,
+    )
+    return earlier
 
 
 @contextlib.contextmanager

@@ -291,6 +291,7 @@ def _run_locked(
     earlier = _earlier_steps(run_dir)
     data_dir = _local_data_dir(pipeline_root)
     sweep_temp_files(data_dir, root, run_id)  # what a killed earlier attempt left half-written
+    _write_json(run_dir / "spec.json", spec_data)  # before run.json: a run.json always has its spec beside it
     _write_json(
         run_dir / "run.json", {"run_id": run_id, "job_name": job_name, "spec_sha256": _digest(spec_data)}
     )
@@ -463,6 +464,27 @@ def _job_name(run_dir: Path, pipeline_name: str) -> str:
         except (ValueError, KeyError):
             pass
     return f"{pipeline_name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+
+
+def earlier_spec(root: Path, run_id: str) -> dict[str, Any] | None:
+    """The spec an earlier run with this id ran, verified against the hash its run.json recorded.
+
+    A rerun of that id (``--from-nodes``, ``--to-nodes``, ``--resume``) must run the same steps: compiled
+    again, the project may group differently (cost-aware ``auto`` learns the durations of the run itself), and
+    a step would then look for data the earlier run kept inside one of its steps. None: no usable record.
+    """
+    run_dir = root.resolve() / run_id
+    try:
+        recorded = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["spec_sha256"]
+        spec = json.loads((run_dir / "spec.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return spec if isinstance(spec, dict) and _digest(spec) == recorded else None
+
+
+def spec_digest(data: Mapping[str, Any]) -> str:
+    """The hash a run records of its spec."""
+    return _digest(data)
 
 
 def _digest(data: Mapping[str, Any]) -> str:

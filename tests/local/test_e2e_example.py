@@ -152,7 +152,7 @@ def test_make_demo_installs_and_dry_runs_the_example():
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
-    assert "run-local spaceflights-lite: succeeded" in proc.stdout
+    assert "run-local spaceflights-lite-pipeline: succeeded" in proc.stdout
     assert (EXAMPLE / "data/08_reporting/metrics.json").is_file()
 
 
