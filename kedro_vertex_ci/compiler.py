@@ -386,9 +386,12 @@ def _estimate_line(run_config: RunConfig, graph: PipelineGraph, plan: Plan, meas
         cost = cost_params(run_config.grouping.params)
     except ConfigError:
         return None
+    from .settings import node_placements
+
     durations = durations_for(graph, measured.seconds, measured.run, cost)
     chosen = estimate_plan(plan, graph, durations, cost, run_config.grouping.cls)
-    return summary_line(chosen, graph_lower_bound(graph, durations, cost), durations)
+    placements = node_placements(run_config, graph.nodes)
+    return summary_line(chosen, graph_lower_bound(graph, durations, cost, placements), durations)
 
 
 @dataclass(frozen=True)
@@ -414,6 +417,7 @@ def compare_groupings(
     from .config import GroupingConfig
     from .costmodel import COST_PARAMS
     from .planning import cost_params, durations_for, estimate_plan, graph_lower_bound
+    from .settings import node_placements
 
     configured = compile_pipeline(project, env, pipeline, use_measurements=use_measurements)
     grouping = configured.config.run_config.grouping
@@ -436,7 +440,7 @@ def compare_groupings(
         configured=grouping.cls,
         cost=cost,
         durations=durations,
-        lower=graph_lower_bound(graph, durations, cost),
+        lower=graph_lower_bound(graph, durations, cost, node_placements(configured.config.run_config, graph.nodes)),
         plans=tuple(plans),
     )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import GroupingError, Problem
@@ -162,23 +162,47 @@ def estimate(
 @dataclass(frozen=True)
 class LowerBound:
     """No plan beats ``max(path, work)``: ``path`` = S + the longest chain of node durations; ``work`` = all
-    node durations spread evenly over P slots."""
+    node durations spread evenly over P slots.
+
+    ``placed_path`` is the same chain bound under the placement rule: along any chain of nodes, each change of
+    placement starts another step (two nodes of one placement with a node of another between them on a chain
+    cannot share a step: that step would wait for itself), and each step pays S. So no *allowed* plan beats
+    ``max(placed_path, work)`` either; it equals ``path`` when every node has one placement."""
 
     path: float
     work: float
+    placed_path: float | None = None
 
     @property
     def wall(self) -> float:
         return max(self.path, self.work)
 
+    @property
+    def placed_wall(self) -> float:
+        return max(self.path if self.placed_path is None else self.placed_path, self.work)
+
 
 def lower_bound(
-    order: Sequence[str], preds: Mapping[str, Iterable[str]], seconds: Mapping[str, float], cost: CostParams
+    order: Sequence[str],
+    preds: Mapping[str, Iterable[str]],
+    seconds: Mapping[str, float],
+    cost: CostParams,
+    placements: Mapping[str, Hashable] | None = None,
 ) -> LowerBound:
-    """The bound for nodes in topological ``order`` with their predecessors."""
+    """The bound for nodes in topological ``order`` with their predecessors (and their placements, if given:
+    nodes missing from ``placements`` share one default placement)."""
     finish: dict[str, float] = {}
+    placed: dict[str, float] = {}  # S for each placement run on the heaviest chain ending here, plus durations
+    overhead = cost.step_overhead
+    where = placements or {}
     for node in order:
-        finish[node] = seconds[node] + max((finish[p] for p in preds[node]), default=0.0)
+        before = list(preds[node])
+        finish[node] = seconds[node] + max((finish[p] for p in before), default=0.0)
+        here = where.get(node)
+        placed[node] = seconds[node] + max(
+            (placed[p] + (overhead if where.get(p) != here else 0.0) for p in before), default=overhead
+        )
     longest = max(finish.values(), default=0.0)
     work = sum(seconds[n] for n in order) / cost.parallelism
-    return LowerBound(path=cost.step_overhead + longest, work=work)
+    placed_path = max(placed.values(), default=overhead) if placements is not None else None
+    return LowerBound(path=overhead + longest, work=work, placed_path=placed_path)

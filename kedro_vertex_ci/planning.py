@@ -7,7 +7,7 @@ run measured the node, ``default`` otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 from .costmodel import COST_PARAMS, CostParams, Estimate, LowerBound, estimate, lower_bound, node_seconds
@@ -95,12 +95,18 @@ def estimate_plan(
     return PlanEstimate(strategy, steps, result)
 
 
-def graph_lower_bound(graph: PipelineGraph, durations: Durations, cost: CostParams) -> LowerBound:
-    """No grouping of ``graph`` beats this wall (see :class:`~kedro_vertex_ci.costmodel.LowerBound`)."""
+def graph_lower_bound(
+    graph: PipelineGraph,
+    durations: Durations,
+    cost: CostParams,
+    placements: Mapping[str, Hashable] | None = None,
+) -> LowerBound:
+    """No grouping of ``graph`` beats this wall; with ``placements``, no allowed grouping beats its
+    ``placed_wall`` (see :class:`~kedro_vertex_ci.costmodel.LowerBound`)."""
     from .grouping import node_dependencies
 
     order, preds = node_dependencies(graph)
-    return lower_bound(order, preds, durations.seconds, cost)
+    return lower_bound(order, preds, durations.seconds, cost, placements)
 
 
 def format_seconds(seconds: float) -> str:
@@ -117,8 +123,11 @@ def format_seconds(seconds: float) -> str:
 def summary_line(chosen: PlanEstimate, bound: LowerBound, durations: Durations) -> str:
     """One line for the Action's summary and the compile output."""
     total = len(durations.source)
+    placed = ""
+    if bound.placed_wall > bound.wall:
+        placed = f", {format_seconds(bound.placed_wall)} with these placements"
     return (
         f"{chosen.estimate.steps} steps, wall ≈ {format_seconds(chosen.estimate.wall)}, billed ≈ "
-        f"{format_seconds(chosen.estimate.billed)} (lower bound {format_seconds(bound.wall)}; "
+        f"{format_seconds(chosen.estimate.billed)} (lower bound {format_seconds(bound.wall)}{placed}; "
         f"{durations.measured_count}/{total} node durations measured)"
     )

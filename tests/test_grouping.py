@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kedro_vertex_ci import grouping
-from kedro_vertex_ci.costmodel import CostParams, estimate, node_seconds
+from kedro_vertex_ci.costmodel import CostParams, estimate, lower_bound, node_seconds
 from kedro_vertex_ci.errors import GroupingError
 from kedro_vertex_ci.grouping import critical_path_length, group_steps, sanitise_name
 from kedro_vertex_ci.model import DatasetKind, NodeInfo, PipelineGraph, Step
@@ -541,6 +541,40 @@ def test_exhaustive_oracle_agrees_with_hand_computed_optima():
     assert optimum(_unit_graph(FAN_OUT, dear, {}), dear)[0] == (120.0, 1)
     split = {"A": "x", "B": "y", "C": "x"}  # B must run elsewhere
     assert optimum(_unit_graph(FAN_OUT, dear, split), dear)[0] == (200.0, 3)  # {A, C} then B: 210
+
+
+def test_the_placement_bound_holds_for_every_allowed_plan_and_is_reached_on_a_chain():
+    """Oracle: on random small graphs with random durations and placements, no allowed plan (exhaustive
+    search) beats the bound under the placement rule; it is never below the plain bound, and equals it when
+    every node has one placement. Issue 14's example needs three steps in a row (default, train_model's
+    2 CPUs, default): the plain bound pays S once, this one three times."""
+    for seed in range(60):
+        rng = random.Random(seed)
+        pipeline = random_dag(seed, rng.randint(2, 8), max_inputs=1 + seed % 3)
+        cost = CostParams.from_params(
+            {"step_overhead": rng.choice([5, 30, 90]), "parallelism": rng.choice([1, 2, 8])}
+        )
+        names = [n.name for n in pipeline.nodes]
+        seconds = {n: float(rng.randint(0, 40)) for n in names}
+        placements = {n: rng.choice("aab") for n in names}
+        index = grouping._NodeIndex.build(pipeline, frozenset())
+        units = grouping._unit_graph(grouping._units(index, "group."), index, seconds, placements)
+        best, _ = optimum(units, cost)
+        order, preds = grouping.node_dependencies(pipeline)
+        bound = lower_bound(order, preds, seconds, cost, placements)
+        assert bound.wall <= bound.placed_wall <= best[0] + 1e-9, (seed, bound, best)
+        alike = lower_bound(order, preds, seconds, cost, dict.fromkeys(names, "a"))
+        assert alike.placed_wall == alike.wall, seed
+
+    chain = graph("A: -> a", "B: a -> b", "C: b -> c")
+    cost = CostParams(step_overhead=10, parallelism=4, default_node_duration=1)
+    seconds = {"A": 1.0, "B": 2.0, "C": 3.0}
+    order, preds = grouping.node_dependencies(chain)
+    split = lower_bound(order, preds, seconds, cost, {"A": "x", "B": "y", "C": "x"})
+    assert (split.path, split.placed_path) == (16.0, 36.0)
+    index = grouping._NodeIndex.build(chain, frozenset())
+    units = grouping._unit_graph(grouping._units(index, "group."), index, seconds, {"A": "x", "B": "y", "C": "x"})
+    assert optimum(units, cost)[0] == (36.0, 3)  # reached: the bound is tight here
 
 
 def test_auto_cuts_chain_heavy_graphs_by_half():

@@ -65,7 +65,8 @@ def main() -> None:
         "measured": durations.measured_count,
         "model": {"S": cost.step_overhead, "P": cost.parallelism, "default": cost.default_node_duration},
         "plans": plans,
-        "bound": {"wall": comparison.lower.wall, "path": comparison.lower.path, "work": comparison.lower.work},
+        "bound": {"wall": comparison.lower.wall, "path": comparison.lower.path, "work": comparison.lower.work,
+                  "placed_wall": comparison.lower.placed_wall},
         "plan_seconds": round(seconds, 3),
     }
     if len(order) <= MAX_UNITS:

@@ -135,6 +135,10 @@ def _grouping(raw: Mapping[str, Any]) -> list[str]:
         ratio = auto["wall"] / bound
         line = (f"Grouping ({label}), measured: auto {auto['steps']} steps, wall {auto['wall'] / 60:.1f} min = "
                 f"{ratio:.2f}× the lower bound (goal ≤ 1.15× {_verdict(ratio <= 1.15)})")
+        placed = measured["bound"].get("placed_wall")
+        if placed and placed > bound * (1 + 1e-9):
+            line += (f" (the placements alone force {placed / 60:.1f} min: auto = {auto['wall'] / placed:.2f}× the "
+                     "bound with placements)")
         if label.startswith("example"):
             cut = 1 - auto["steps"] / measured["plans"]["identity"]["steps"]
             line += f"; −{cut:.0%} steps vs identity (goal ≥ 60% {_verdict(cut >= 0.6)})"

@@ -49,6 +49,10 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
             "wall_seconds": comparison.lower.wall,
             "critical_path_seconds": comparison.lower.path,
             "work_over_parallelism_seconds": comparison.lower.work,
+            "with_placements": {
+                "wall_seconds": comparison.lower.placed_wall,
+                "critical_path_seconds": comparison.lower.placed_path,
+            },
         },
         "plans": [
             {
@@ -93,6 +97,9 @@ def render_comparison(comparison: Comparison) -> str:
         lines.append(f"{plan.strategy:<10} {est.steps:>6} {fmt(est.wall):>10} {fmt(est.billed):>10}")
     lines.append(f"{'bound':<10} {'':>6} {fmt(lower.wall):>10}   (S + critical path {fmt(lower.path)}; "
                  f"work / P {fmt(lower.work)})")
+    if lower.placed_wall > lower.wall:
+        lines.append(f"{'placed':<10} {'':>6} {fmt(lower.placed_wall):>10}   (with these placements: each "
+                     "change of placement along a chain starts another step, which pays S)")
     for plan in comparison.plans:
         lines += ["", f"{plan.strategy}:"]
         for step in plan.steps:

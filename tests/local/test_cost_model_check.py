@@ -35,6 +35,12 @@ def test_simulated_step_overhead_matches_the_estimate(tmp_path):
     auto = next(p for p in plan["plans"] if p["strategy"] == "auto")
     steps = auto["step_list"]
     assert sorted(s["name"] for s in calibration["steps"]) == sorted(s["name"] for s in steps)  # the plan that ran
+    # The example's placements (default, train_model's 2 CPUs, default) force three steps in a row: the plain
+    # bound pays S once, the bound with placements three times, and auto reaches it.
+    bound = plan["lower_bound"]
+    placed = bound["with_placements"]["wall_seconds"]
+    assert bound["wall_seconds"] + 2 * plan["model"]["step_overhead"] <= placed + 1e-6
+    assert placed <= auto["wall_seconds"] <= 1.15 * placed
 
     # Each step's own time here (its fork and Kedro session included): the faster of the first run (cold:
     # data generated, caches empty) and a second one; the model adds S to every step and composes the wall
