@@ -192,6 +192,9 @@ def kedro_run(project: Path, pipeline: str) -> None:
         os.chdir(cwd)
 
 
+RUN_TIMEOUT = 900  # seconds for one run-local of a 25-case project (a few tens of seconds on an idle machine)
+
+
 def run_local(project: Path, grouping: str, pipeline: str, *extra: str) -> dict[str, Any]:
     """``kedro-vertex-ci --env <grouping> run-local --json`` as a user runs it; the parsed result."""
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
@@ -207,7 +210,11 @@ def run_local(project: Path, grouping: str, pipeline: str, *extra: str) -> dict[
         "--json",
         *extra,
     ]
-    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    try:
+        proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as err:  # a hang is a finding of its case, not the end of a long fuzz run
+        stderr = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else err.stderr or ""
+        return {"_exit": "timeout", "_stderr": f"no result after {RUN_TIMEOUT} s: {stderr[-2000:]}", "steps": []}
     try:
         result: dict[str, Any] = json.loads(proc.stdout)
     except json.JSONDecodeError:

@@ -133,3 +133,12 @@ def test_the_generator_is_a_function_of_its_seed(tmp_path):
     files = sorted(p.relative_to(a.path) for p in a.path.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b.path) for p in b.path.rglob("*") if p.is_file())
     assert all((a.path / f).read_bytes() == (b.path / f).read_bytes() for f in files)
+
+
+def test_a_hung_run_local_is_a_finding_of_its_case_not_the_end_of_the_fuzz_run(tmp_path, monkeypatch):
+    """``make fuzz-kedro`` runs for an hour: one run-local that never answers must be reported with its case
+    (``check_run`` labels it), not end the campaign with a traceback."""
+    monkeypatch.setattr(oracle, "RUN_TIMEOUT", 0.05)
+    result = oracle.run_local(tmp_path, "identity", "__default__")
+    assert result["_exit"] == "timeout" and result["steps"] == []
+    assert result["_stderr"].startswith("no result after 0.05 s")
